@@ -1,0 +1,1 @@
+//! Istio's cross-resource analysis (`istioctl analyze`), placeholder until the analyzers land.

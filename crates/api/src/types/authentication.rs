@@ -1,0 +1,11 @@
+//! Types of PeerAuthentication, RequestAuthentication (placeholder: filled in by the types work).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAuthentication {}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestAuthentication {}

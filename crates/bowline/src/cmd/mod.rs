@@ -1,0 +1,4 @@
+//! Subcommands: argument structs and the thin glue from them to the libraries.
+
+pub mod input;
+pub mod validate;

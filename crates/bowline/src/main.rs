@@ -1,0 +1,45 @@
+//! `bowline`: the one binary. It parses arguments and calls the libraries; every subcommand's
+//! work lives in a crate, and the modules under `cmd` only read files, print and pick exit codes.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bowline",
+    about = "A service mesh that speaks Istio's configuration API",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the version of this binary
+    Version,
+    /// Check Istio resources the way Istio's admission webhook does (exit 1 when any is invalid)
+    Validate(cmd::validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version => {
+            println!("bowline {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate(a) => cmd::validate::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
