@@ -11,11 +11,12 @@
 
 pub mod analyze;
 pub mod meta;
+pub mod protocol;
 pub mod resource;
 pub mod source;
 pub mod types;
 pub mod validate;
 
 pub use meta::ObjectMeta;
-pub use resource::{decode, load_str, Decoded, Kind, Problem, Resource, Spec};
+pub use resource::{decode, load_str, Decoded, Kind, OtherObject, Problem, Resource, Spec};
 pub use validate::{Report, Severity};

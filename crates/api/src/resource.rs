@@ -207,6 +207,8 @@ pub struct Resource {
     pub api_version: String,
     pub meta: ObjectMeta,
     pub spec: Spec,
+    /// The object's `status`, kept for analyzers that read conditions.
+    pub status: Option<Value>,
     pub origin: Origin,
     pub positions: Positions,
 }
@@ -316,6 +318,28 @@ impl From<SyntaxError> for Problem {
     }
 }
 
+/// An object of a kind Bowline does not model (Gateway API routes, webhooks, CRDs of other
+/// projects), kept whole so that analyzers can still look at it.
+#[derive(Debug, Clone)]
+pub struct OtherObject {
+    pub origin: Origin,
+    pub api_version: String,
+    pub kind: String,
+    pub meta: ObjectMeta,
+    pub value: Value,
+    pub positions: Positions,
+}
+
+impl OtherObject {
+    /// The API group (`gateway.networking.k8s.io`), empty for the core group.
+    pub fn group(&self) -> &str {
+        self.api_version
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
+}
+
 /// What became of one document.
 #[derive(Debug)]
 pub enum Decoded {
@@ -323,13 +347,7 @@ pub enum Decoded {
     Resource(Box<Resource>),
     /// Not a kind Bowline reads (another group's CRD, an RBAC object...): kept for analysis, no
     /// error.
-    Other {
-        origin: Origin,
-        api_version: String,
-        kind: String,
-        meta: ObjectMeta,
-        value: Value,
-    },
+    Other(Box<OtherObject>),
     /// Could not be decoded; the reasons.
     Invalid(Vec<Problem>),
 }
@@ -408,13 +426,15 @@ pub fn decode(doc: RawDocument) -> Decoded {
                 None,
             );
         }
-        return Decoded::Other {
-            meta: loose_meta(),
+        let meta = loose_meta();
+        return Decoded::Other(Box::new(OtherObject {
+            meta,
             origin,
             api_version,
             kind: kind_name,
             value,
-        };
+            positions,
+        }));
     };
     if kind.name() != kind_name {
         return fail(
@@ -469,6 +489,7 @@ pub fn decode(doc: RawDocument) -> Decoded {
             api_version,
             meta,
             spec,
+            status: obj.get("status").cloned(),
             origin,
             positions,
         })),

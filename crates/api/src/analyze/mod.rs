@@ -1,1 +1,115 @@
-//! Istio's cross-resource analysis (`istioctl analyze`), placeholder until the analyzers land.
+//! Istio's cross-resource analysis, as `istioctl analyze` does it: a set of analyzers run over
+//! every resource given (Istio kinds, Kubernetes workload kinds, and other objects kept as raw
+//! values), each reporting [`Message`]s with Istio's message codes and levels.
+//!
+//! - [`messages`]: the code catalogue (code, level, type name).
+//! - [`Context`]: the resources, indexed, plus the mesh config; analyzers only read it.
+//! - one module per analyzer family (`schema`, `service`, `conditions`, ...), each exposing
+//!   analyzers that implement [`Analyzer`]; [`all`] lists them.
+
+pub mod conditions;
+pub mod context;
+pub mod messages;
+pub mod schema;
+pub mod service;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use context::{Context, Object};
+pub use messages::{Code, Level};
+
+/// One finding of an analyzer about one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub code: &'static str,
+    pub level: Level,
+    /// Istio's message type name, e.g. `ReferencedResourceNotFound`.
+    #[serde(rename = "type")]
+    pub type_name: &'static str,
+    pub message: String,
+    /// `Kind namespace/name`, as `istioctl analyze -o json` names the origin.
+    pub origin: String,
+    /// `file:line` where the resource (or the offending field) is, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Istio's documentation page for this code.
+    #[serde(rename = "documentationUrl")]
+    pub documentation_url: String,
+}
+
+impl Message {
+    /// A message about `obj`, pointing at the line of `path` within it (`""` for the object).
+    pub fn new(code: Code, obj: &Object<'_>, path: &str, message: impl Into<String>) -> Message {
+        Message {
+            code: code.code(),
+            level: code.level(),
+            type_name: code.type_name(),
+            message: message.into(),
+            origin: obj.id(),
+            reference: obj.reference(path),
+            documentation_url: format!(
+                "https://istio.io/latest/docs/reference/config/analysis/{}/",
+                code.code().to_ascii_lowercase()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Message {
+    /// istioctl's text form: `Error [IST0101] (VirtualService default/reviews file:12) text`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}] ({}", self.level, self.code, self.origin)?;
+        if let Some(r) = &self.reference {
+            write!(f, " {r}")?;
+        }
+        write!(f, ") {}", self.message)
+    }
+}
+
+/// One analyzer: reads the context, reports messages.
+pub trait Analyzer: Sync {
+    /// Istio's name for it, e.g. `virtualservice.GatewayAnalyzer`.
+    fn name(&self) -> &'static str;
+    fn analyze(&self, cx: &Context<'_>, out: &mut Vec<Message>);
+}
+
+/// Every analyzer Bowline runs.
+pub fn all() -> Vec<&'static dyn Analyzer> {
+    let mut v: Vec<&'static dyn Analyzer> = vec![
+        &schema::SchemaValidation,
+        &service::PortName,
+        &conditions::NegativeConditions,
+    ];
+    v.sort_by_key(|a| a.name());
+    v
+}
+
+/// Namespaces whose resources are never reported on.
+pub const SYSTEM_NAMESPACES: [&str; 4] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+];
+
+/// Run every analyzer; messages sorted by origin, then code, then text, without duplicates.
+pub fn analyze(cx: &Context<'_>) -> Vec<Message> {
+    let mut out = Vec::new();
+    for a in all() {
+        a.analyze(cx, &mut out);
+    }
+    // As istioctl: Kubernetes' own namespaces are not the user's to fix.
+    out.retain(|m| {
+        let ns = m
+            .origin
+            .split_once(' ')
+            .and_then(|(_, id)| id.split_once('/'))
+            .map(|(ns, _)| ns);
+        !ns.is_some_and(|ns| SYSTEM_NAMESPACES.contains(&ns))
+    });
+    out.sort_by(|a, b| (&a.origin, a.code, &a.message).cmp(&(&b.origin, b.code, &b.message)));
+    out.dedup();
+    out
+}

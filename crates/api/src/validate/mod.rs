@@ -33,6 +33,9 @@ pub struct Finding {
     /// Field path from the document root, e.g. `spec.http[0].timeout`; empty for the whole object.
     pub path: String,
     pub message: String,
+    /// For findings that `istioctl analyze` reports under their own message code (unreachable
+    /// VirtualService rules, ineffective matches), that code; otherwise `None`.
+    pub code: Option<&'static str>,
 }
 
 /// What validating one resource found.
@@ -47,6 +50,7 @@ impl Report {
             severity: Severity::Error,
             path: path.into(),
             message: message.into(),
+            code: None,
         });
     }
     pub fn warning(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -54,6 +58,21 @@ impl Report {
             severity: Severity::Warning,
             path: path.into(),
             message: message.into(),
+            code: None,
+        });
+    }
+    /// A warning that analysis reports under its own message code (e.g. `IST0130`).
+    pub fn warning_coded(
+        &mut self,
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.findings.push(Finding {
+            severity: Severity::Warning,
+            path: path.into(),
+            message: message.into(),
+            code: Some(code),
         });
     }
     /// Record `check`'s error, if any, at `path`.

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         for d in api::load_str(&input.name, &input.text) {
             let problems = match d {
                 Decoded::Resource(r) => r.problems(),
-                Decoded::Other { .. } => continue,
+                Decoded::Other(_) => continue,
                 Decoded::Invalid(p) => p,
             };
             let mut bad = false;
