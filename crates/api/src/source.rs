@@ -89,6 +89,20 @@ pub fn parse_stream(file: &str, text: &str) -> Vec<Result<RawDocument, SyntaxErr
             ),
         })];
     }
+    // YAML allows only printable characters; the scanner would stop silently at a NUL and lose
+    // the rest of the file, so refuse such input whole.
+    if let Some((pos, c)) = text.char_indices().find(|(_, c)| !is_yaml_printable(*c)) {
+        let line = 1 + text[..pos].matches('\n').count();
+        return vec![Err(SyntaxError {
+            file,
+            line,
+            index: 0,
+            message: format!(
+                "control character U+{:04X} is not allowed in YAML",
+                c as u32
+            ),
+        })];
+    }
     let mut out = Vec::new();
     for (index, (line, chunk)) in split_documents(text).into_iter().enumerate() {
         let origin = Origin {
@@ -112,6 +126,11 @@ pub fn parse_stream(file: &str, text: &str) -> Vec<Result<RawDocument, SyntaxErr
         }
     }
     out
+}
+
+fn is_yaml_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7E}' | '\u{85}' | '\u{A0}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        || c >= '\u{10000}'
 }
 
 /// Cut the stream at document markers. Returns (first line, text) per document, lines 1-based.
