@@ -61,7 +61,12 @@ pub fn validate(meta: &ObjectMeta, spec: &ServiceEntry, r: &mut Report) {
     let mut cidr = false;
     for (i, a) in spec.addresses.iter().enumerate() {
         cidr |= a.contains('/');
-        r.check(idx("spec.addresses", i), fields::ip_subnet(a));
+        // A bare address may carry an IPv6 zone, as Go's parser allows.
+        if a.matches('/').count() == 1 {
+            r.check(idx("spec.addresses", i), fields::ip_subnet(a));
+        } else {
+            r.check(idx("spec.addresses", i), ports::ip_address(a));
+        }
     }
     if cidr
         && !matches!(
@@ -275,15 +280,9 @@ fn schema(r: &mut Report, spec: &ServiceEntry) {
             "DNS_ROUND_ROBIN mode cannot have multiple endpoints",
         );
     }
-    if spec.hosts.is_empty() {
-        r.error("spec.hosts", "must have at least 1 item");
-    }
+    // Empty hosts, a `*` host, duplicate port names or numbers and port numbers out of range are
+    // also CRD rules; the webhook part reports them, once.
     list_max(r, "spec.hosts", spec.hosts.len(), 256);
-    for (i, h) in spec.hosts.iter().enumerate() {
-        if h == "*" {
-            r.error(idx("spec.hosts", i), "hostname cannot be wildcard");
-        }
-    }
     list_max(r, "spec.addresses", spec.addresses.len(), 256);
     for (i, a) in spec.addresses.iter().enumerate() {
         if a.len() > 64 {
@@ -294,22 +293,11 @@ fn schema(r: &mut Report, spec: &ServiceEntry) {
         }
     }
     list_max(r, "spec.ports", spec.ports.len(), 256);
-    let mut names = BTreeSet::new();
     for (i, p) in spec.ports.iter().enumerate() {
         let pp = idx("spec.ports", i);
-        if !names.insert(p.name.as_str()) {
-            r.error(at(&pp, "name"), format!("Duplicate value: {:?}", p.name));
-        }
-        if spec.ports.iter().filter(|q| q.number == p.number).count() > 1 {
-            r.error(at(&pp, "number"), "port number cannot be duplicated");
-        }
-        if p.number == 0 || p.number > 65535 {
-            r.error(at(&pp, "number"), "port must be between 1-65535");
-        }
-        if let Some(t) = p.target_port {
-            if t == 0 || t > 65535 {
-                r.error(at(&pp, "targetPort"), "port must be between 1-65535");
-            }
+        // The webhook skips a zero target port; the CRD checks any value written.
+        if p.target_port == Some(0) {
+            r.error(at(&pp, "targetPort"), "port must be between 1-65535");
         }
         if p.name.len() > 256 {
             r.error(at(&pp, "name"), "must be no more than 256 characters");

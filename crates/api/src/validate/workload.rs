@@ -10,7 +10,8 @@ use crate::meta::ObjectMeta;
 use crate::types::workload::*;
 
 pub fn validate_entry(_meta: &ObjectMeta, spec: &WorkloadEntry, r: &mut Report) {
-    entry_schema(r, "spec", spec, true);
+    // The CRD's "Address is required" is the webhook's first rule too; reported once, below.
+    entry_schema(r, "spec", spec, false);
     workload_entry(r, "spec", spec, None, true);
 }
 
@@ -201,23 +202,14 @@ fn probe_schema(r: &mut Report, path: &str, p: &ReadinessProbe) {
             );
         }
     }
-    let port_range = |r: &mut Report, path: String, port: Option<u32>, required: bool| match port {
-        None if required => r.error(path, "port is required"),
-        Some(n) if n == 0 || n > 65535 => r.error(path, "port must be between 1-65535"),
-        _ => {}
-    };
-    if let Some(h) = &p.http_get {
-        let hp = at(path, "httpGet");
-        port_range(r, at(&hp, "port"), h.port, true);
-        if !matches!(h.scheme.as_str(), "" | "HTTP" | "HTTPS") {
-            r.error(at(&hp, "scheme"), "scheme must be one of [HTTP, HTTPS]");
+    // The ports and scheme of httpGet and tcpSocket are the webhook's rules too, reported there.
+    if let Some(port) = p.grpc.as_ref().and_then(|g| g.port) {
+        if port == 0 || port > 65535 {
+            r.error(
+                at(&at(path, "grpc"), "port"),
+                "port must be between 1-65535",
+            );
         }
-    }
-    if let Some(t) = &p.tcp_socket {
-        port_range(r, at(&at(path, "tcpSocket"), "port"), t.port, true);
-    }
-    if let Some(g) = &p.grpc {
-        port_range(r, at(&at(path, "grpc"), "port"), g.port, false);
     }
     if let Some(e) = &p.exec {
         let ep = at(path, "exec");

@@ -152,7 +152,7 @@ fn ingress_listener(
     r.check(at(&pp, "protocol"), ports::protocol(&p.protocol));
     r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
     if !l.bind.is_empty() {
-        r.check(at(path, "bind"), fields::ip_address(&l.bind));
+        r.check(at(path, "bind"), ports::ip_address(&l.bind));
     }
     if !ports.insert(p.number) {
         r.error(
@@ -289,7 +289,7 @@ fn egress_port_bind_capture(
     } else {
         r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
         if !bind.is_empty() {
-            r.check(at(path, "bind"), fields::ip_address(bind));
+            r.check(at(path, "bind"), ports::ip_address(bind));
         }
     }
 }

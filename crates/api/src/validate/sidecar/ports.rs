@@ -133,6 +133,15 @@ pub fn split_host_port(hp: &str) -> Result<(&str, &str), String> {
     Ok((host, &hp[colon + 1..]))
 }
 
+/// An IP address as Istio's `ValidateIPAddress` takes it (IPv6 zones allowed).
+pub fn ip_address(addr: &str) -> Result<(), String> {
+    if is_ip(addr) {
+        Ok(())
+    } else {
+        Err(format!("{addr} is not a valid IP"))
+    }
+}
+
 /// Go's `netip.ParseAddr`: an IPv4 or IPv6 address, IPv6 possibly with a `%zone`.
 pub fn is_ip(s: &str) -> bool {
     if s.parse::<std::net::IpAddr>().is_ok() {
