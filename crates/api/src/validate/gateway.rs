@@ -498,3 +498,254 @@ fn mode_name(mode: ServerTlsMode) -> &'static str {
 fn go_list(set: &BTreeSet<&str>) -> String {
     format!("[{}]", set.iter().copied().collect::<Vec<_>>().join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{load_str, Decoded, Report};
+
+    fn check(yaml: &str) -> Report {
+        match load_str("t.yaml", yaml).into_iter().next() {
+            Some(Decoded::Resource(r)) => r.validate(),
+            other => panic!("not decoded: {other:?}"),
+        }
+    }
+
+    /// A gateway with one server; `server` is the YAML of the server's fields.
+    fn gateway(name: &str, server: &str) -> String {
+        let server = server.trim().replace('\n', "\n    ");
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  selector:\n    istio: ingressgateway\n  servers:\n  - {server}\n"
+        )
+    }
+
+    fn errors(r: &Report) -> Vec<String> {
+        r.errors()
+            .map(|f| format!("{}: {}", f.path, f.message))
+            .collect()
+    }
+
+    fn assert_error(yaml: &str, path: &str, needle: &str) {
+        let r = check(yaml);
+        assert!(
+            r.errors()
+                .any(|f| f.path == path && f.message.contains(needle)),
+            "want {path}: {needle}; got {:?}",
+            errors(&r)
+        );
+    }
+
+    fn assert_valid(yaml: &str) -> Report {
+        let r = check(yaml);
+        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
+        r
+    }
+
+    const HTTPS: &str = "
+hosts: ['*.example.com']
+port: {number: 443, name: https, protocol: HTTPS}
+tls:";
+
+    #[test]
+    fn gateway_names_are_dns_labels() {
+        let server = "hosts: [example.com]\nport: {number: 80, name: http, protocol: HTTP}";
+        assert_valid(&gateway("gw", server));
+        assert_error(
+            &gateway("my.gw", server),
+            "metadata.name",
+            "invalid gateway name",
+        );
+    }
+
+    #[test]
+    fn protocols_ignore_case_and_unknown_ones_are_refused() {
+        assert_valid(&gateway(
+            "gw",
+            "hosts: [example.com]\nport: {number: 80, name: g, protocol: gRPC-Web}",
+        ));
+        assert_error(
+            &gateway(
+                "gw",
+                "hosts: [example.com]\nport: {number: 80, name: g, protocol: QUIC}",
+            ),
+            "spec.servers[0].port.protocol",
+            "invalid protocol",
+        );
+    }
+
+    #[test]
+    fn port_number_is_required_even_on_unix_sockets() {
+        assert_valid(&gateway(
+            "gw",
+            "hosts: [example.com]\nport: {number: 0, name: http, protocol: HTTP}\nbind: unix:///var/run/gw.sock",
+        ));
+        assert_error(
+            &gateway(
+                "gw",
+                "hosts: [example.com]\nport: {name: http, protocol: HTTP}\nbind: unix:///var/run/gw.sock",
+            ),
+            "spec.servers[0].port.number",
+            "Required value",
+        );
+    }
+
+    #[test]
+    fn unix_socket_paths() {
+        for (bind, ok) in [
+            ("unix://@abstract", true),
+            ("unix:///tmp/sock", true),
+            ("unix://", false),
+            ("unix://relative/sock", false),
+            ("unix:///tmp/dir/", false),
+        ] {
+            let yaml = gateway(
+                "gw",
+                &format!(
+                    "hosts: [example.com]\nport: {{number: 0, name: http, protocol: HTTP}}\nbind: {bind:?}"
+                ),
+            );
+            assert_eq!(!check(&yaml).has_errors(), ok, "{bind}");
+        }
+    }
+
+    #[test]
+    fn target_port_has_no_effect_on_gateways() {
+        assert_error(
+            &gateway(
+                "gw",
+                "hosts: [example.com]\nport: {number: 80, name: http, protocol: HTTP, targetPort: 8080}",
+            ),
+            "spec.servers[0].port.targetPort",
+            "no impact",
+        );
+    }
+
+    #[test]
+    fn tls_settings_only_on_tls_or_redirecting_http_ports() {
+        assert_error(
+            &gateway(
+                "gw",
+                "hosts: [example.com]\nport: {number: 27017, name: mongo, protocol: MONGO}\ntls: {mode: PASSTHROUGH}",
+            ),
+            "spec.servers[0].tls",
+            "non HTTPS/TLS ports",
+        );
+        assert_valid(&gateway(
+            "gw",
+            "hosts: [example.com]\nport: {number: 80, name: http, protocol: HTTP}\ntls: {httpsRedirect: true}",
+        ));
+    }
+
+    #[test]
+    fn credential_names_are_bounded_and_exclusive() {
+        assert_valid(&gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: SIMPLE\n  credentialNames: [rsa, ecdsa]"),
+        ));
+        assert_error(
+            &gateway(
+                "gw",
+                &format!("{HTTPS}\n  mode: SIMPLE\n  credentialNames: []"),
+            ),
+            "spec.servers[0].tls.credentialNames",
+            "at least 1",
+        );
+        assert_error(
+            &gateway(
+                "gw",
+                &format!("{HTTPS}\n  mode: SIMPLE\n  credentialNames: [a, b, c]"),
+            ),
+            "spec.servers[0].tls.credentialNames",
+            "at most 2",
+        );
+        assert_error(
+            &gateway(
+                "gw",
+                &format!("{HTTPS}\n  mode: SIMPLE\n  credentialName: a\n  credentialNames: [b]"),
+            ),
+            "spec.servers[0].tls",
+            "only one of credentialName or credentialNames",
+        );
+        assert_error(
+            &gateway(
+                "gw",
+                &format!("{HTTPS}\n  mode: SIMPLE\n  tlsCertificates: []"),
+            ),
+            "spec.servers[0].tls.tlsCertificates",
+            "at least 1",
+        );
+    }
+
+    #[test]
+    fn istio_mutual_takes_no_certificates() {
+        assert_valid(&gateway("gw", &format!("{HTTPS}\n  mode: ISTIO_MUTUAL")));
+        assert_error(
+            &gateway(
+                "gw",
+                &format!("{HTTPS}\n  mode: ISTIO_MUTUAL\n  credentialNames: [a]"),
+            ),
+            "spec.servers[0].tls.credentialNames",
+            "ISTIO_MUTUAL TLS cannot have associated credentialNames",
+        );
+    }
+
+    #[test]
+    fn optional_mutual_needs_a_client_ca() {
+        assert_error(
+            &gateway(
+                "gw",
+                &format!(
+                    "{HTTPS}\n  mode: OPTIONAL_MUTUAL\n  serverCertificate: /c\n  privateKey: /k"
+                ),
+            ),
+            "spec.servers[0].tls.caCertificates",
+            "MUTUAL TLS requires a client CA bundle",
+        );
+        assert_valid(&gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: OPTIONAL_MUTUAL\n  credentialName: secret"),
+        ));
+    }
+
+    #[test]
+    fn warnings_on_certificates_ignored_and_old_protocols() {
+        let r = assert_valid(&gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: AUTO_PASSTHROUGH\n  credentialName: secret"),
+        ));
+        assert!(r.warnings().any(|f| f
+            .message
+            .contains("AUTO_PASSTHROUGH mode does not use certificates")));
+        let r = assert_valid(&gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: SIMPLE\n  credentialName: s\n  minProtocolVersion: TLSV1_1"),
+        ));
+        assert!(r
+            .warnings()
+            .any(|f| f.path == "spec.servers[0].tls.minProtocolVersion"));
+        let r = assert_valid(&gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: SIMPLE\n  credentialName: s\n  minProtocolVersion: TLSV1_1\n  cipherSuites: ['-ALL', ECDHE-RSA-AES128-SHA]"),
+        ));
+        assert_eq!(r.warnings().count(), 0);
+    }
+
+    #[test]
+    fn unknown_fields_and_enum_values_are_refused() {
+        let yaml = gateway(
+            "gw",
+            &format!("{HTTPS}\n  mode: SIMPLE\n  credentialName: s\n  maxProtocolVersion: TLSV1_4"),
+        );
+        assert!(matches!(
+            load_str("t.yaml", &yaml).into_iter().next(),
+            Some(Decoded::Invalid(_))
+        ));
+        let yaml = gateway(
+            "gw",
+            "hosts: [example.com]\nport: {number: 80, name: http, protocol: HTTP}\nhost: example.com",
+        );
+        assert!(matches!(
+            load_str("t.yaml", &yaml).into_iter().next(),
+            Some(Decoded::Invalid(_))
+        ));
+    }
+}
