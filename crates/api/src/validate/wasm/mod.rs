@@ -323,3 +323,170 @@ fn is_kind_name(kind: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{load_str, Decoded, Report};
+
+    fn check(yaml: &str) -> Report {
+        match load_str("t.yaml", yaml).into_iter().next() {
+            Some(Decoded::Resource(r)) => r.validate(),
+            other => panic!("not decoded: {other:?}"),
+        }
+    }
+
+    /// A WasmPlugin with `spec` (YAML, indented by two) after a valid `url`.
+    fn plugin(spec: &str) -> String {
+        format!(
+            "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  url: oci://ghcr.io/acme/filter:1.0\n{}\n",
+            spec.trim_matches('\n')
+        )
+    }
+
+    fn errors(r: &Report) -> Vec<String> {
+        r.errors()
+            .map(|f| format!("{}: {}", f.path, f.message))
+            .collect()
+    }
+
+    fn assert_error(yaml: &str, path: &str, needle: &str) {
+        let r = check(yaml);
+        assert!(
+            r.errors()
+                .any(|f| f.path == path && f.message.contains(needle)),
+            "want {path}: {needle}; got {:?}",
+            errors(&r)
+        );
+    }
+
+    fn assert_valid(yaml: &str) {
+        let r = check(yaml);
+        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
+    }
+
+    #[test]
+    fn url_schemes() {
+        for (url, ok) in [
+            ("oci://ghcr.io/acme/filter:1.0", true),
+            ("ghcr.io/acme/filter:1.0", true),
+            ("file:///opt/filters/f.wasm", true),
+            ("HTTPS://example.com/f.wasm", true),
+            ("/opt/filters/f.wasm", true),
+            ("ftp://example.com/f.wasm", false),
+            ("localhost:5000/filter", false),
+            // Go retries with `http://` in front, which turns the bad host into a path.
+            ("http://exa mple.com/f.wasm", true),
+            ("http://example.com/\u{7f}", false),
+            ("#%blah$#@", false),
+            ("http://example.com/%zz", false),
+        ] {
+            assert_eq!(super::wasm_url(url).is_ok(), ok, "{url}");
+        }
+    }
+
+    #[test]
+    fn sha256_is_lower_case_hex() {
+        assert!(super::sha256(&"ab".repeat(32)).is_ok());
+        assert!(super::sha256(&"AB".repeat(32)).is_err());
+        assert!(super::sha256("").is_ok());
+    }
+
+    #[test]
+    fn one_kind_of_selection() {
+        assert_error(
+            &plugin("  selector:\n    matchLabels: {app: web}\n  targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: gw}"),
+            "spec",
+            "only one of",
+        );
+        assert_valid(&plugin(
+            "  targetRefs:\n  - {kind: Gateway, group: gateway.networking.k8s.io, name: gw}",
+        ));
+        assert_error(
+            &plugin("  targetRef: {kind: Deployment, group: apps, name: web}"),
+            "spec.targetRef",
+            "targetRef must be to one of",
+        );
+        let many: String = (0..17)
+            .map(|i| format!("  - {{kind: Service, name: s{i}}}\n"))
+            .collect();
+        assert_error(
+            &plugin(&format!("  targetRefs:\n{many}")),
+            "spec.targetRefs",
+            "at most 16",
+        );
+    }
+
+    #[test]
+    fn selector_bounds() {
+        let long = "v".repeat(64);
+        assert_error(
+            &plugin(&format!("  selector:\n    matchLabels: {{app: {long}}}")),
+            "spec.selector.matchLabels.app",
+            "longer than 63",
+        );
+    }
+
+    #[test]
+    fn plugin_config_is_a_mapping() {
+        assert_valid(&plugin("  pluginConfig: {a: [1, 2], b: {c: d}}"));
+        assert_error(
+            &plugin("  pluginConfig: [a]"),
+            "spec.pluginConfig",
+            "mapping",
+        );
+    }
+
+    #[test]
+    fn match_ports() {
+        assert_valid(&plugin(
+            "  match:\n  - mode: SERVER\n    ports: [{number: 80}, {number: 443}]",
+        ));
+        assert_error(
+            &plugin("  match:\n  - ports: [{number: 80}, {number: 80}]"),
+            "spec.match[0].ports[1].number",
+            "Duplicate value",
+        );
+        assert_error(
+            &plugin("  match:\n  - ports: [{number: 0}]"),
+            "spec.match[0].ports[0].number",
+            "out of range",
+        );
+        assert_error(
+            &plugin("  match:\n  - ports: [{number: 70000}]"),
+            "spec.match[0].ports[0].number",
+            "out of range",
+        );
+    }
+
+    #[test]
+    fn env_values_only_inline() {
+        // The schema refuses any `value` with HOST, even an empty one.
+        assert_error(
+            &plugin("  vmConfig:\n    env:\n    - {name: a, valueFrom: HOST, value: ''}"),
+            "spec.vmConfig.env[0].value",
+            "only be set when valueFrom is INLINE",
+        );
+        assert_error(
+            &plugin("  vmConfig:\n    env:\n    - {valueFrom: HOST}"),
+            "spec.vmConfig.env[0].name",
+            "Required value",
+        );
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        assert_error(
+            &plugin(&format!("  imagePullSecret: {}", "s".repeat(254))),
+            "spec.imagePullSecret",
+            "253",
+        );
+        assert_error(
+            &plugin(&format!("  pluginName: {}", "n".repeat(257))),
+            "spec.pluginName",
+            "255",
+        );
+        assert_valid(&plugin(
+            "  pluginName: my_root_id\n  imagePullSecret: pull\n  imagePullPolicy: IfNotPresent\n  phase: AUTHZ\n  priority: -10\n  failStrategy: FAIL_OPEN\n  type: NETWORK",
+        ));
+    }
+}
