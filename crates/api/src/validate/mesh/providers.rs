@@ -148,24 +148,22 @@ pub fn validate_providers(providers: &[ExtensionProvider], path: &str, r: &mut R
                     }
                 }
             }
-            ProviderKind::Lightstep => {
+            ProviderKind::Lightstep
                 if p.lightstep
                     .as_ref()
-                    .is_some_and(|c| c.access_token.is_empty())
-                {
-                    w("accessToken", "access token is required".into());
-                }
+                    .is_some_and(|c| c.access_token.is_empty()) =>
+            {
+                w("accessToken", "access token is required".into());
             }
-            ProviderKind::Opentelemetry => {
+            ProviderKind::Opentelemetry
                 if p.opentelemetry
                     .as_ref()
-                    .is_some_and(|c| c.grpc.is_some() && c.http.is_some())
-                {
-                    w(
-                        "",
-                        "OpenTelemetryTracingProvider cannot specify both grpc and http".into(),
-                    );
-                }
+                    .is_some_and(|c| c.grpc.is_some() && c.http.is_some()) =>
+            {
+                w(
+                    "",
+                    "OpenTelemetryTracingProvider cannot specify both grpc and http".into(),
+                );
             }
             _ => {}
         }
