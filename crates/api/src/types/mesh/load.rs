@@ -252,7 +252,7 @@ fn decode(file: &str, value: Value, lines: LineMap) -> Result<LoadedMesh, Vec<Pr
 
 /// serde's messages name Rust types; say what a YAML author would.
 // TODO(merge): share resource.rs's clean_serde_message instead.
-fn serde_message(m: &str) -> String {
+pub(crate) fn serde_message(m: &str) -> String {
     m.replace("expected u32", "expected a non-negative integer (uint32)")
         .replace("expected i32", "expected an integer (int32)")
         .replace("expected u64", "expected a non-negative integer")

@@ -30,7 +30,10 @@ pub(super) fn view<T: DeserializeOwned>(r: &mut Report, path: &str, v: &Value) -
             } else {
                 at(path, &inner)
             };
-            r.error(p, e.inner().to_string());
+            r.error(
+                p,
+                crate::types::mesh::load::serde_message(&e.inner().to_string()),
+            );
             None
         }
     }
