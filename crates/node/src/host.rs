@@ -20,6 +20,7 @@ use crate::Error;
 /// chain. Safe to call any number of times, also concurrently with another process doing it.
 pub(crate) fn ensure(tag: &Tag, pool: &Pool) -> Result<(), Error> {
     let bridge = tag.bridge();
+    check_overlap(&bridge, pool.net())?;
     match link_kind(&bridge)? {
         Some(kind) if kind == "bridge" => {}
         Some(_) => return Err(Error::NotABridge(bridge)),
@@ -29,7 +30,6 @@ pub(crate) fn ensure(tag: &Tag, pool: &Pool) -> Result<(), Error> {
             Err(e) => return Err(e.into()),
         },
     }
-    check_overlap(&bridge, pool.net())?;
     let want = format!("{}/{}", pool.gateway(), pool.net().prefix_len());
     for stale in ipv4_addrs(&bridge)?.into_iter().filter(|a| a != &want) {
         // Left from a run with another pod CIDR: pods of that CIDR could not reach us anyway.
