@@ -155,12 +155,19 @@ pub fn round_trip(s: &mut TcpStream, msg: &str) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
-/// A UDP socket bound inside `pod`.
-pub fn udp(pod: &Pod, addr: &str) -> UdpSocket {
+/// A UDP socket bound inside `pod`, owned by `fsuid` when given (as if the proxy made it).
+pub fn udp(pod: &Pod, addr: &str, fsuid: Option<u32>) -> UdpSocket {
     let addr: SocketAddr = addr.parse().expect("udp address");
-    let s = node::in_pod(pod, move || UdpSocket::bind(addr))
-        .expect("enter pod")
-        .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
+    let s = node::in_pod(pod, move || {
+        // iptables' owner match reads the socket file's credentials, taken from the creating
+        // thread's fsuid; setfsuid changes only this short-lived thread, never the process.
+        if let Some(uid) = fsuid {
+            nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+        }
+        UdpSocket::bind(addr)
+    })
+    .expect("enter pod")
+    .unwrap_or_else(|e| panic!("bind udp {addr}: {e}"));
     s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
     s
 }
