@@ -178,3 +178,43 @@ fn bad_names_are_refused_before_anything_is_made() {
     }
     assert!(!host("ip", &["netns", "list"]).contains("bltname-"));
 }
+
+/// Run by `without_privileges_the_error_says_what_to_do` as an unprivileged uid.
+#[test]
+#[ignore = "helper: run as a non-root uid by another test"]
+fn unprivileged_probe() {
+    // Run by hand as root, `up` would really create the default bridge: refuse.
+    if node::sys::require_privileges().is_ok() {
+        println!("PROBE: privileged, not probing");
+        return;
+    }
+    let node = node::Node::new(&node::NodeConfig::default()).expect("node");
+    match node.up() {
+        Err(e) => println!("PROBE: {e}"),
+        Ok(()) => println!("PROBE: ok"),
+    }
+}
+
+#[test]
+fn without_privileges_the_error_says_what_to_do() {
+    let Some(_t) = common::node("bltpriv", 7) else {
+        return;
+    };
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=1337", "--regid=1337", "--clear-groups", "--"])
+        .arg(exe)
+        .args(["--exact", "unprivileged_probe", "--ignored", "--nocapture"])
+        .output()
+        .expect("run the probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("PROBE: "))
+        .unwrap_or_else(|| panic!("probe printed nothing: {stdout}"));
+    assert!(line.contains("needs root"), "{line}");
+    assert!(
+        line.contains("CAP_NET_ADMIN") && line.contains("setcap"),
+        "{line}"
+    );
+}
