@@ -252,3 +252,39 @@ fn capture_rules_are_istios_chains_and_reapplying_is_idempotent() {
     let saved = node::capture::save(&a.netns).expect("save");
     assert!(!saved.contains("ISTIO"), "{saved}");
 }
+
+#[test]
+fn original_dst_reads_ipv6_and_v4_mapped_connections() {
+    let Some(t) = common::node("bltodst", 17) else {
+        return;
+    };
+    let a = t
+        .node
+        .create_pod("a", "default", Some(&Capture::default()))
+        .expect("pod a");
+    let b = t.node.create_pod("b", "default", None).expect("pod b");
+
+    // A dual-stack listener sees a captured IPv4 connection as v4-mapped; the answer is IPv4.
+    let dual = listen(&a, "[::]:15001");
+    let _c = connect(&a, addr(b.ip, 7000), None).expect("connect");
+    let (_, captured) = accept_any(&[("a:[::]:15001", &dual)]);
+    assert!(captured.local_addr().expect("local").is_ipv6());
+    assert_eq!(
+        original_dst(&captured).expect("original dst"),
+        addr(b.ip, 7000)
+    );
+
+    // IPv6: the pod network is IPv4 only, so redirect on the pod's own ::1 with ip6tables.
+    sh(
+        &b,
+        None,
+        "ip6tables -w -t nat -A OUTPUT -p tcp -d ::1 --dport 7000 -j REDIRECT --to-ports 15001",
+    );
+    let v6 = listen(&b, "[::1]:15001");
+    let _c = connect(&b, "[::1]:7000".parse().expect("addr"), None).expect("connect v6");
+    let (_, captured) = accept_any(&[("b:[::1]:15001", &v6)]);
+    assert_eq!(
+        original_dst(&captured).expect("original dst"),
+        "[::1]:7000".parse::<SocketAddr>().expect("addr")
+    );
+}
