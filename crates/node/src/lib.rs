@@ -62,6 +62,11 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("could not turn IPv6 off in network namespace {netns}: {source}")]
+    Ipv6 {
+        netns: String,
+        source: std::io::Error,
+    },
     #[error("cleanup left {} object(s) behind: {}", .0.len(), .0.join("; "))]
     CleanupIncomplete(Vec<String>),
 }

@@ -187,6 +187,7 @@ fn build(tag: &Tag, pod: &Pod, capture: Option<&Capture>) -> Result<(), Error> {
         ],
         None,
     )?;
+    disable_ipv6(netns)?;
     let alias = tag.link_alias(&pod.namespace, &pod.name);
     let host_side = format!(
         "link set dev {host} alias {alias}\n\
@@ -209,6 +210,24 @@ fn build(tag: &Tag, pod: &Pod, capture: Option<&Capture>) -> Result<(), Error> {
     sys::run(Tool::Ip, &["-n", netns, "-batch", "-"], Some(&pod_side))?;
     capture::apply(netns, capture)?;
     Ok(())
+}
+
+/// Turns IPv6 off on the pod's `eth0` before it comes up. The pod network and its capture are
+/// IPv4; left on, the kernel would give `eth0` a link-local address that apps could use to reach
+/// other pods uncaptured, and chatter (DAD, router solicitations) would cross the bridge. The
+/// pod's loopback keeps ::1.
+fn disable_ipv6(netns: &str) -> Result<(), Error> {
+    let path = format!("/proc/sys/net/ipv6/conf/{POD_IFNAME}/disable_ipv6");
+    // /proc/sys/net shows the network namespace of the thread that opens it.
+    match crate::netns::in_netns(netns, move || std::fs::write(&path, "1"))? {
+        Ok(()) => Ok(()),
+        // No such file: IPv6 is off in this kernel altogether.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Ipv6 {
+            netns: netns.to_string(),
+            source,
+        }),
+    }
 }
 
 /// Removes a pod's processes, host link and namespace; each step tolerates "already gone".
