@@ -2,11 +2,11 @@
 //!
 //! - A bridge (`bowline0`) holding the first address of the pod CIDR (default 10.88.0.0/16). The
 //!   pod network stays on this machine: no NAT, no route out, and a host FORWARD chain that drops
-//!   anything forwarded into or out of the bridge ([`host`](crate::host)).
+//!   anything forwarded into or out of the bridge ([`host`]).
 //! - A pod is a named network namespace (`bowline-<namespace>.<pod>`) joined to the bridge by a
 //!   veth pair, with an address from the CIDR and a default route via the bridge ([`Pod`]).
 //! - Istio's sidecar capture inside a pod with iptables ([`Capture`]), and the captured
-//!   connection's original destination for the proxy ([`original_dst`]).
+//!   connection's original destination for the proxy ([`original_dst()`]).
 //! - Programs run in a pod through `ip netns exec` ([`run_in_pod`]); closures on a thread that
 //!   joined the pod ([`in_pod`]).
 //! - [`Node::cleanup_all`] removes every namespace, link and rule the node made, found by the
@@ -151,7 +151,6 @@ impl Node {
         capture: Option<&Capture>,
     ) -> Result<Pod, Error> {
         self.up()?;
-        Tool::Setpriv.path()?;
         pod::create(&self.tag, &self.pool, namespace, name, capture)
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Programs are started through `ip netns exec` (and `setpriv` to drop to another uid) rather than
 //! with `setns` in a `pre_exec` hook: no `unsafe` code runs between fork and exec, the program gets
-//! the namespace's own /sys and any per-namespace files under /etc/netns/<name>/ (how a pod will get
+//! the namespace's own /sys and any per-namespace files under `/etc/netns/<name>/` (how a pod will get
 //! its own resolv.conf), and it is exactly what an operator types to debug a pod. std applies
 //! `uid()` before `pre_exec` hooks run, so a hook could not setns after dropping root anyway.
 
