@@ -218,3 +218,24 @@ fn without_privileges_the_error_says_what_to_do() {
         "{line}"
     );
 }
+
+#[test]
+fn pods_created_at_once_get_distinct_addresses() {
+    let Some(t) = common::node("bltmany", 8) else {
+        return;
+    };
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let node = t.node.clone();
+            std::thread::spawn(move || node.create_pod(&format!("p{i}"), "default", None))
+        })
+        .collect();
+    let mut ips: Vec<_> = threads
+        .into_iter()
+        .map(|h| h.join().expect("thread").expect("create").ip)
+        .collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 6, "{ips:?}");
+    assert_eq!(t.node.pods().expect("pods").len(), 6);
+}
