@@ -1,0 +1,1 @@
+//! Unit tests for VirtualService rules the conformance cases do not reach.
