@@ -2,13 +2,15 @@
 //! calls) plus the CRD schema's constraints (oneofs, required fields, CEL duration rules).
 //!
 //! This module holds the whole-resource rules (hosts, gateways, delegates, JWT claim routing,
-//! `exportTo`) and the TCP/TLS rules; [`http`] holds the HTTP rules, [`unreachable`] the
+//! `exportTo`) and the TCP/TLS rules; [`http`] and `policies` hold the HTTP rules, `unreachable` the
 //! warnings about rules and matches that can never apply, [`headers`] and [`regex`] the header and
 //! RE2 syntax checks. [`validate_destination`], [`validate_gateway_names`] and
-//! [`http::validate_http_retry`] are shared with other kinds.
+//! [`validate_http_retry`] are shared with other kinds.
 
 pub mod headers;
 pub mod http;
+mod policies;
+pub use policies::validate_http_retry;
 pub mod regex;
 mod unreachable;
 

@@ -326,7 +326,7 @@ impl<'a> Parser<'a> {
                             after = &after[1..];
                         }
                         let op = &t[..t.len() - after.len()];
-                        if min < 0 || min > 1000 || max > 1000 || (max >= 0 && min > max) {
+                        if !(0..=1000).contains(&min) || max > 1000 || (max >= 0 && min > max) {
                             return Err(format!("invalid repeat count: `{op}`"));
                         }
                         self.repeat(op, Some((min, max)))?;
