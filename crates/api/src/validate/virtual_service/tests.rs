@@ -254,7 +254,7 @@ fn hosts_and_gateways() {
         "hosts: [a.example.com]\ngateways: [mesh, 'bad/na_me']\n{base}"
     ));
     assert_error(
-        &format!("hosts: [a.example.com]\nhttp:\n- route:\n  - destination: {{host: b}}\n  match:\n  - gateways: ['*/gw']"),
+        "hosts: [a.example.com]\nhttp:\n- route:\n  - destination: {host: b}\n  match:\n  - gateways: ['*/gw']",
         "invalid value for namespace",
     );
 }
