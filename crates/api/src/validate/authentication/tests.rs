@@ -1,0 +1,1 @@
+//! PeerAuthentication and RequestAuthentication validation cases the conformance data does not cover.

@@ -1,0 +1,1 @@
+//! AuthorizationPolicy validation cases the conformance data does not cover.

@@ -1,0 +1,1 @@
+//! Telemetry validation cases the conformance data does not cover.
