@@ -7,7 +7,7 @@
 pub mod values;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;

@@ -402,26 +402,26 @@ impl Parser {
         Ok(shape)
     }
 
-    /// Binary operators by precedence level: `||`, `&&`, relations, `+ -`, `* / %`.
-    fn binary(&mut self, level: usize) -> PResult {
-        const LEVELS: [&[&str]; 5] = [
-            &["||"],
-            &["&&"],
-            &["<", "<=", ">=", ">", "==", "!=", "in"],
-            &["+", "-"],
-            &["*", "/", "%"],
-        ];
-        if level == LEVELS.len() {
-            return self.unary();
+    /// The precedence of the binary operator at hand: `||` 1, `&&` 2, relations 3, `+ -` 4,
+    /// `* / %` 5; 0 when there is none.
+    fn binary_level(&self) -> u8 {
+        match self.peek() {
+            Tok::Op("||") => 1,
+            Tok::Op("&&") => 2,
+            Tok::Op("<" | "<=" | ">=" | ">" | "==" | "!=") | Tok::In => 3,
+            Tok::Op("+" | "-") => 4,
+            Tok::Op("*" | "/" | "%") => 5,
+            _ => 0,
         }
-        let mut shape = self.binary(level + 1)?;
+    }
+
+    /// Binary operators, all left-associative, by precedence climbing: one stack frame per
+    /// operand rather than one per precedence level.
+    fn binary(&mut self, min_level: u8) -> PResult {
+        let mut shape = self.unary()?;
         loop {
-            let matched = match self.peek() {
-                Tok::Op(o) => LEVELS[level].contains(o),
-                Tok::In => level == 2,
-                _ => false,
-            };
-            if !matched {
+            let level = self.binary_level();
+            if level == 0 || level < min_level.max(1) {
                 return Ok(shape);
             }
             self.bump();
@@ -546,6 +546,7 @@ impl Parser {
 
     fn literal(&mut self) -> PResult {
         let negative = self.eat("-");
+        let at = self.pos;
         match self.bump() {
             Tok::Int(text) => {
                 let ok = if text == "uint" {
@@ -572,7 +573,7 @@ impl Parser {
                 Ok(Shape::Other)
             }
             _ => {
-                self.pos -= 1;
+                self.pos = at;
                 self.unexpected()
             }
         }
@@ -632,13 +633,10 @@ impl Parser {
             if self.is_op("?") {
                 return Err("unsupported syntax '?'".into());
             }
-            match self.bump() {
-                Tok::Ident(_) | Tok::EscIdent => {}
-                _ => {
-                    self.pos -= 1;
-                    return self.unexpected();
-                }
+            if !matches!(self.peek(), Tok::Ident(_) | Tok::EscIdent) {
+                return self.unexpected();
             }
+            self.bump();
             self.expect(":")?;
             self.expr()?;
             if self.eat("}") {
@@ -732,6 +730,55 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn noise_never_panics() {
+        const ALPHABET: &[u8] = b"ab_1x.0u\"'rRbB\\()[]{}!-+*/%<>=&|?:,` \n\teE";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let len = (seed % 24) as usize;
+            let mut s = Vec::with_capacity(len);
+            for _ in 0..len {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                s.push(ALPHABET[(seed % ALPHABET.len() as u64) as usize]);
+            }
+            let text = String::from_utf8(s).unwrap_or_default();
+            let _ = parse(&text);
+        }
+        let _ = parse(&"[".repeat(100_000));
+        let _ = parse(&"!".repeat(100_000));
+        let _ = parse(&"a.b".repeat(30_000));
+    }
+
+    /// Nesting up to the limit fits comfortably in a small (1 MiB) stack, even unoptimised.
+    #[test]
+    fn nesting_at_the_limit_fits_a_small_stack() {
+        let run = || {
+            let n = 240;
+            let cases = [
+                format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+                format!("{}1{}", "f(".repeat(n), ")".repeat(n)),
+                format!("{}1{}", "{1:".repeat(n), "}".repeat(n)),
+                format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+                format!("{}1", "a ? b : ".repeat(n)),
+                format!("{}1{}", "x.all(v, ".repeat(n), ")".repeat(n)),
+                format!("{}1{}", "A{f: ".repeat(n), "}".repeat(n)),
+                format!("{}1{}", "a[".repeat(n), "]".repeat(n)),
+                format!("{}1{}", "!(".repeat(n), ")".repeat(n)),
+                format!("{}1{}", "1 + (".repeat(n), ")".repeat(n)),
+            ];
+            for c in &cases {
+                assert!(parse(c).is_ok(), "{}", &c[..20]);
+            }
+        };
+        let t = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(run)
+            .expect("thread starts");
+        assert!(t.join().is_ok());
     }
 
     #[test]
