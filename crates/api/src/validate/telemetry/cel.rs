@@ -670,7 +670,7 @@ impl Parser {
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, MAX_DEPTH};
 
     #[test]
     fn valid_expressions() {
@@ -753,11 +753,11 @@ mod tests {
         let _ = parse(&"a.b".repeat(30_000));
     }
 
-    /// Nesting up to the limit fits comfortably in a small (1 MiB) stack, even unoptimised.
+    /// Nesting up to the limit fits the default 2 MiB stack of a spawned thread, even unoptimised.
     #[test]
-    fn nesting_at_the_limit_fits_a_small_stack() {
+    fn nesting_at_the_limit_fits_a_thread_stack() {
         let run = || {
-            let n = 240;
+            let n = MAX_DEPTH - 1;
             let cases = [
                 format!("{}1{}", "[".repeat(n), "]".repeat(n)),
                 format!("{}1{}", "f(".repeat(n), ")".repeat(n)),
@@ -775,7 +775,7 @@ mod tests {
             }
         };
         let t = std::thread::Builder::new()
-            .stack_size(1 << 20)
+            .stack_size(2 << 20)
             .spawn(run)
             .expect("thread starts");
         assert!(t.join().is_ok());
