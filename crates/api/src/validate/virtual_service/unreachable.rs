@@ -9,14 +9,16 @@ use crate::types::virtual_service::*;
 use crate::validate::{at, idx, Report};
 
 fn unused(r: &mut Report, path: &str, rule: &str, reason: &str) {
-    r.warning(
+    r.warning_coded(
+        "IST0130",
         path,
         format!("virtualService rule {rule} not used ({reason})"),
     );
 }
 
 fn ineffective(r: &mut Report, path: &str, rule: &str, matchn: &str, dup: &str) {
-    r.warning(
+    r.warning_coded(
+        "IST0131",
         path,
         format!(
             "virtualService rule {rule} match {matchn} is not used (duplicate/overlapping match in rule {dup})"
