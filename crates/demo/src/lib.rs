@@ -96,6 +96,8 @@ pub struct Spec {
     pub version: Option<String>,
     /// Ports to listen on; empty for the app's default port.
     pub ports: Vec<u16>,
+    /// tcp-echo's prefix; None for the version's word (`v1` "one", `v2` "two", else "hello").
+    pub word: Option<String>,
     pub bind: IpAddr,
 }
 
@@ -105,6 +107,7 @@ impl Spec {
             kind,
             version: None,
             ports: Vec::new(),
+            word: None,
             bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         }
     }
