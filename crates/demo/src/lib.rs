@@ -2,6 +2,7 @@
 //! shifting, fault injection, header routing, TCP routing) can run against Bowline unchanged.
 //!
 //! - [`bookinfo`]: productpage, details, reviews (v1/v2/v3) and ratings.
+//! - [`httpbin`]: the request-echo service.
 //! - [`server`]: the HTTP server they all run on; [`client`]: the client Bookinfo calls with.
 //! - [`propagate`]: which headers each app carries from its request to its calls.
 //! - [`form`]: decoding of query strings, forms and cookies.
@@ -11,6 +12,7 @@
 pub mod bookinfo;
 pub mod client;
 pub mod form;
+pub mod httpbin;
 pub mod propagate;
 pub mod server;
 
@@ -43,10 +45,12 @@ pub enum Kind {
     Details,
     Reviews,
     Ratings,
+    Httpbin,
 }
 
 impl Kind {
-    pub const NAMES: &'static [&'static str] = &["productpage", "details", "reviews", "ratings"];
+    pub const NAMES: &'static [&'static str] =
+        &["productpage", "details", "reviews", "ratings", "httpbin"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +58,7 @@ impl Kind {
             Kind::Details => "details",
             Kind::Reviews => "reviews",
             Kind::Ratings => "ratings",
+            Kind::Httpbin => "httpbin",
         }
     }
 
@@ -61,6 +66,7 @@ impl Kind {
     pub fn default_port(self) -> u16 {
         match self {
             Kind::ProductPage | Kind::Details | Kind::Reviews | Kind::Ratings => bookinfo::PORT,
+            Kind::Httpbin => httpbin::PORT,
         }
     }
 
@@ -77,6 +83,7 @@ impl FromStr for Kind {
             "details" => Kind::Details,
             "reviews" => Kind::Reviews,
             "ratings" => Kind::Ratings,
+            "httpbin" => Kind::Httpbin,
             _ => return Err(Error::UnknownKind(s.to_owned())),
         })
     }
@@ -202,6 +209,10 @@ async fn start_one(
         Kind::Ratings => {
             spec.only_v1()?;
             Server::start(addr, bookinfo::ratings::Ratings::new()).await?
+        }
+        Kind::Httpbin => {
+            spec.only_v1()?;
+            Server::start(addr, httpbin::Httpbin).await?
         }
     })
 }
