@@ -73,6 +73,37 @@ fn serves_until_sigterm_then_exits_zero() {
 }
 
 #[test]
+fn tcp_echo_listens_on_every_port_given() {
+    let ports = [free_port(), free_port()];
+    let child = spawn(&[
+        "tcp-echo",
+        "--port",
+        &ports[0].to_string(),
+        "--port",
+        &ports[1].to_string(),
+        "--word",
+        "one",
+    ]);
+    for port in ports {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) => assert!(Instant::now() < deadline, "port {port}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"hello\n").expect("write");
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).expect("read");
+        assert_eq!(&buf[..n], b"one hello\n");
+    }
+    assert_eq!(sigterm_and_wait(child).code(), Some(0));
+}
+
+#[test]
 fn unknown_app_or_version_is_a_usage_error() {
     for args in [
         &["nosuchapp"][..],

@@ -3,6 +3,8 @@
 //!
 //! - [`bookinfo`]: productpage, details, reviews (v1/v2/v3) and ratings.
 //! - [`httpbin`]: the request-echo service.
+//! - [`tcp_echo`]: the line-echo TCP service.
+//! - [`helloworld`]: the version-and-instance greeter.
 //! - [`server`]: the HTTP server they all run on; [`client`]: the client Bookinfo calls with.
 //! - [`propagate`]: which headers each app carries from its request to its calls.
 //! - [`form`]: decoding of query strings, forms and cookies.
@@ -12,9 +14,11 @@
 pub mod bookinfo;
 pub mod client;
 pub mod form;
+pub mod helloworld;
 pub mod httpbin;
 pub mod propagate;
 pub mod server;
+pub mod tcp_echo;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,11 +50,20 @@ pub enum Kind {
     Reviews,
     Ratings,
     Httpbin,
+    TcpEcho,
+    Helloworld,
 }
 
 impl Kind {
-    pub const NAMES: &'static [&'static str] =
-        &["productpage", "details", "reviews", "ratings", "httpbin"];
+    pub const NAMES: &'static [&'static str] = &[
+        "productpage",
+        "details",
+        "reviews",
+        "ratings",
+        "httpbin",
+        "tcp-echo",
+        "helloworld",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -59,6 +72,8 @@ impl Kind {
             Kind::Reviews => "reviews",
             Kind::Ratings => "ratings",
             Kind::Httpbin => "httpbin",
+            Kind::TcpEcho => "tcp-echo",
+            Kind::Helloworld => "helloworld",
         }
     }
 
@@ -67,6 +82,8 @@ impl Kind {
         match self {
             Kind::ProductPage | Kind::Details | Kind::Reviews | Kind::Ratings => bookinfo::PORT,
             Kind::Httpbin => httpbin::PORT,
+            Kind::TcpEcho => tcp_echo::PORT,
+            Kind::Helloworld => helloworld::PORT,
         }
     }
 
@@ -84,6 +101,8 @@ impl FromStr for Kind {
             "reviews" => Kind::Reviews,
             "ratings" => Kind::Ratings,
             "httpbin" => Kind::Httpbin,
+            "tcp-echo" => Kind::TcpEcho,
+            "helloworld" => Kind::Helloworld,
             _ => return Err(Error::UnknownKind(s.to_owned())),
         })
     }
@@ -149,21 +168,43 @@ impl Spec {
     }
 }
 
+/// One bound port of a running app.
+enum Listener {
+    Http(Server),
+    Tcp(tcp_echo::EchoServer),
+}
+
+impl Listener {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Listener::Http(s) => s.local_addr(),
+            Listener::Tcp(s) => s.local_addr(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Listener::Http(s) => s.shutdown().await,
+            Listener::Tcp(s) => s.shutdown().await,
+        }
+    }
+}
+
 /// A running app: its listeners, until [`Running::shutdown`].
 pub struct Running {
-    servers: Vec<Server>,
+    listeners: Vec<Listener>,
 }
 
 impl Running {
     /// The bound addresses, in the order of [`Spec::ports`].
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.servers.iter().map(Server::local_addr).collect()
+        self.listeners.iter().map(Listener::local_addr).collect()
     }
 
     /// Stops accepting and drains in-flight work.
     pub async fn shutdown(self) {
-        for s in self.servers {
-            s.shutdown().await;
+        for l in self.listeners {
+            l.shutdown().await;
         }
     }
 }
@@ -172,11 +213,11 @@ impl Running {
 /// port cannot be bound, the ones already bound are closed again.
 pub async fn start(spec: &Spec, upstreams: &bookinfo::Upstreams) -> Result<Running, Error> {
     let mut running = Running {
-        servers: Vec::new(),
+        listeners: Vec::new(),
     };
     for addr in spec.addrs() {
         match start_one(spec, upstreams, addr).await {
-            Ok(server) => running.servers.push(server),
+            Ok(l) => running.listeners.push(l),
             Err(e) => {
                 running.shutdown().await;
                 return Err(e);
@@ -190,8 +231,8 @@ async fn start_one(
     spec: &Spec,
     upstreams: &bookinfo::Upstreams,
     addr: SocketAddr,
-) -> Result<Server, Error> {
-    Ok(match spec.kind {
+) -> Result<Listener, Error> {
+    let http = match spec.kind {
         Kind::ProductPage => {
             spec.only_v1()?;
             let app = bookinfo::productpage::ProductPage::new(upstreams.clone());
@@ -214,7 +255,30 @@ async fn start_one(
             spec.only_v1()?;
             Server::start(addr, httpbin::Httpbin).await?
         }
-    })
+        Kind::Helloworld => {
+            Server::start(addr, helloworld::Helloworld::new(spec.version())).await?
+        }
+        Kind::TcpEcho => {
+            let word = match (
+                &spec.word,
+                tcp_echo::word_for_version(spec.version.as_deref()),
+            ) {
+                (Some(w), _) => w.as_str(),
+                (None, Some(w)) => w,
+                (None, None) => {
+                    return Err(Error::UnknownVersion {
+                        kind: spec.kind,
+                        version: spec.version().to_owned(),
+                        known: "v1, v2 (or give --word)",
+                    })
+                }
+            };
+            return Ok(Listener::Tcp(
+                tcp_echo::EchoServer::start(addr, word).await?,
+            ));
+        }
+    };
+    Ok(Listener::Http(http))
 }
 
 /// This machine's name, as the samples report it (they read `HOSTNAME`, which Kubernetes sets
