@@ -54,6 +54,7 @@ struct Stack {
     reviews: Arc<Recorder>,
     ratings: Arc<Recorder>,
     apps: Vec<Running>,
+    /// In start order: ratings', reviews', details' recorder.
     recorders: Vec<Server>,
 }
 
@@ -421,6 +422,17 @@ async fn trace_headers_propagate_end_to_end() {
             );
         }
         assert!(seen[0].get("x-not-propagated").is_none(), "{who}");
+    }
+    // Each call names its upstream in Host, which is what a mesh routes on.
+    for (rec, server) in [&s.ratings, &s.reviews, &s.details]
+        .into_iter()
+        .zip(&s.recorders)
+    {
+        let host = rec.requests()[0]["host"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert_eq!(host, server.local_addr().to_string());
     }
     s.stop().await;
 }
