@@ -43,6 +43,7 @@ struct Faults {
     reviews_down: bool,
     ratings_down: bool,
     reviews_fail_first: usize,
+    reviews_delay: Duration,
     ratings_delay: Duration,
 }
 
@@ -89,6 +90,7 @@ impl Stack {
         apps.push(reviews_app);
         let (reviews, srv) = Recorder {
             fail_first: AtomicUsize::new(f.reviews_fail_first),
+            delay: f.reviews_delay,
             ..Recorder::to(reviews_addr)
         }
         .start()
@@ -254,6 +256,31 @@ async fn reviews_are_retried_once() {
         "upstream status passes through"
     );
     assert_eq!(s.reviews.requests().len(), 2, "exactly one retry");
+    s.stop().await;
+}
+
+/// Istio's fault-injection task in miniature: a reviews call slower than productpage's 3 s
+/// timeout fails twice (the built-in retry), so the page gives up after about 6 s.
+#[tokio::test]
+async fn slow_reviews_time_out_twice_then_the_page_says_sorry() {
+    let s = Stack::start(
+        "v1",
+        Faults {
+            reviews_delay: Duration::from_millis(3500),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let t = Instant::now();
+    let page = s.product_page().await;
+    let took = t.elapsed();
+    assert!(page.contains(SORRY_REVIEWS));
+    assert!(page.contains("PublisherA"));
+    assert!(
+        took >= Duration::from_millis(5900) && took < Duration::from_millis(7500),
+        "took {took:?}"
+    );
+    assert_eq!(s.reviews.requests().len(), 2);
     s.stop().await;
 }
 

@@ -131,3 +131,22 @@ impl Service for Reviews {
         server::json_compact(StatusCode::OK, &body)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_and_timeouts_per_version() {
+        let stars = |v| Reviews::new(v, "ratings:9080".into()).stars();
+        assert_eq!(stars(ReviewsVersion::V1), None);
+        assert_eq!(
+            stars(ReviewsVersion::V2),
+            Some(("black", Duration::from_secs(10)))
+        );
+        assert_eq!(
+            stars(ReviewsVersion::V3),
+            Some(("red", Duration::from_millis(2500)))
+        );
+    }
+}
