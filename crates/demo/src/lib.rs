@@ -251,10 +251,8 @@ async fn start_one(
             spec.only_v1()?;
             Server::start(addr, bookinfo::ratings::Ratings::new()).await?
         }
-        Kind::Httpbin => {
-            spec.only_v1()?;
-            Server::start(addr, httpbin::Httpbin).await?
-        }
+        // Istio's mirroring task runs the same httpbin as v1 and v2: the version is a label.
+        Kind::Httpbin => Server::start(addr, httpbin::Httpbin).await?,
         Kind::Helloworld => {
             Server::start(addr, helloworld::Helloworld::new(spec.version())).await?
         }

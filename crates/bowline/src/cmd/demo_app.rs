@@ -12,8 +12,8 @@ use tracing::info;
 pub struct Args {
     /// The app: productpage, details, reviews, ratings, httpbin, tcp-echo or helloworld
     kind: String,
-    /// The sample's version (reviews: v1, v2 or v3; helloworld: any label; tcp-echo: v1 or v2
-    /// pick the word "one" or "two")
+    /// The sample's version (reviews: v1, v2 or v3; httpbin and helloworld: any label;
+    /// tcp-echo: v1 or v2 pick the word "one" or "two"; the others: v1)
     #[arg(long)]
     version: Option<String>,
     /// Port to listen on (repeatable; default: the sample's port)
