@@ -26,6 +26,8 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Run Istio's cross-resource analyzers over files and directories (istioctl analyze)
     Analyze(cmd::analyze::Args),
+    /// Run one of Istio's demo apps (Bookinfo, httpbin, tcp-echo, helloworld) in the foreground
+    DemoApp(cmd::demo_app::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         }
         Command::Validate(a) => cmd::validate::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
+        Command::DemoApp(a) => cmd::demo_app::run(a),
     };
     match result {
         Ok(code) => code,
