@@ -79,8 +79,11 @@ fn is_mesh_config_doc(p: &Problem) -> bool {
     p.resource.is_none() && p.path == "apiVersion" && p.message == "missing apiVersion"
 }
 
-fn load_mesh(_name: &str, _text: &str) -> Result<MeshConfig> {
-    Ok(MeshConfig::default())
+fn load_mesh(name: &str, text: &str) -> Result<MeshConfig> {
+    api::types::mesh::load_mesh_config(name, text).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!("invalid mesh config:\n{}", lines.join("\n"))
+    })
 }
 
 fn unreadable_message(p: &Problem) -> Message {
