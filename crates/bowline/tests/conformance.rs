@@ -24,6 +24,15 @@ fn conformance_dir() -> Option<PathBuf> {
 
 /// Run a runner script and return its last line (the summary).
 fn run(script: &str, args: &[&str]) -> String {
+    run_all(script, args)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Run a runner script and return all it printed.
+fn run_all(script: &str, args: &[&str]) -> String {
     let dir = conformance_dir().expect("checked by caller");
     let out = Command::new("python3")
         .arg(dir.join(script))
@@ -37,7 +46,7 @@ fn run(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{stdout}");
-    stdout.lines().last().unwrap_or_default().to_string()
+    stdout
 }
 
 /// The numbers in a runner summary line, in order.
@@ -51,20 +60,35 @@ fn bin() -> String {
     env!("CARGO_BIN_EXE_bowline").to_string()
 }
 
+/// CRD cases the runner itself changes on the way: it re-writes each case with PyYAML, which
+/// reads the flow-list entry `001:db8::` of this case as the mapping `{"001:db8:": null}`, so the
+/// validator receives a map where Istio's own test had a string. Istio's validator, given the
+/// re-written file, refuses it too. Every other CRD case must agree.
+const RUNNER_ARTIFACTS: [&str; 1] = ["serviceentry-valid.yaml#0"];
+
 #[test]
 fn istio_crd_validation_cases_all_agree() {
     if conformance_dir().is_none() {
         return;
     }
     let cmd = format!("{} validate --quiet", bin());
-    let line = run(
+    let out = run_all(
         "run-validation.py",
         &["--cmd", &cmd, "--source", "crds", "--verbose"],
     );
+    for d in out
+        .lines()
+        .filter(|l| l.starts_with("DISAGREE") || l.starts_with("BROKEN"))
+    {
+        assert!(
+            RUNNER_ARTIFACTS.iter().any(|a| d.contains(a)),
+            "CRD case disagrees: {d}"
+        );
+    }
     // validation: AGREE/TOTAL agree (P%): V/NV valid accepted, I/NI invalid rejected, broken B
-    let n = numbers(&line);
-    assert_eq!(n[0], n[1], "every CRD case must agree: {line}");
-    assert_eq!(n[7], 0.0, "no case may break the validator: {line}");
+    let n = numbers(out.lines().last().unwrap_or_default());
+    assert!(n[1] - n[0] <= RUNNER_ARTIFACTS.len() as f64, "{out}");
+    assert_eq!(n[7], 0.0, "no case may break the validator: {out}");
 }
 
 #[test]
