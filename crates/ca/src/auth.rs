@@ -50,7 +50,9 @@ pub trait Authenticator: Send + Sync {
 pub enum TokenError {
     #[error(transparent)]
     File(#[from] FileError),
-    #[error("{path}: not a bootstrap token file (expected one line: {TOKEN_PREFIX} and 64 hex digits)")]
+    #[error(
+        "{path}: not a bootstrap token file (expected one line: {TOKEN_PREFIX} and 64 hex digits)"
+    )]
     Malformed { path: PathBuf },
     #[error("{path}: the path does not name a workload identity: {source}")]
     Identity {
@@ -209,12 +211,13 @@ fn load_entry(path: &Path, ns_dir: &Path, td: &TrustDomain) -> Result<Entry, Tok
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let identity = Identity::new(td.clone(), &name_of(ns_dir), &name_of(path)).map_err(|source| {
-        TokenError::Identity {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
+    let identity =
+        Identity::new(td.clone(), &name_of(ns_dir), &name_of(path)).map_err(|source| {
+            TokenError::Identity {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     if files::readable_by_others(path) {
         warn!(path = %path.display(), "bootstrap token is readable by group or others");
     }

@@ -112,7 +112,12 @@ impl IssuedCert {
     /// already has.
     pub fn presented_chain(&self) -> Vec<CertificateDer<'static>> {
         let mut out = vec![self.leaf.clone()];
-        out.extend(self.chain.iter().take(self.chain.len().saturating_sub(1)).cloned());
+        out.extend(
+            self.chain
+                .iter()
+                .take(self.chain.len().saturating_sub(1))
+                .cloned(),
+        );
         out
     }
 }
@@ -186,9 +191,10 @@ impl CertificateAuthority {
         let ttl = self.check_ttl(ttl)?;
         let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| match e {
             rcgen::Error::InvalidCertificationRequestSignature => SignError::CsrSignature,
-            rcgen::Error::UnsupportedExtension => {
-                SignError::Csr("it requests an extension other than SAN, key usage, EKU or basic constraints".into())
-            }
+            rcgen::Error::UnsupportedExtension => SignError::Csr(
+                "it requests an extension other than SAN, key usage, EKU or basic constraints"
+                    .into(),
+            ),
             other => SignError::Csr(other.to_string()),
         })?;
         let requested: Vec<String> = csr

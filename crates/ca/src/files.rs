@@ -80,7 +80,8 @@ pub(crate) fn load_key(path: &Path) -> Result<KeyPair, FileError> {
     // Both the PKCS#8 and the legacy OpenSSL form are checked before parsing: the parser would
     // skip an ENCRYPTED PRIVATE KEY block and report "no key", which sends the operator looking
     // for the wrong problem.
-    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") || text.contains("Proc-Type: 4,ENCRYPTED")
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
     {
         return Err(FileError::EncryptedKey {
             path: path.to_path_buf(),
