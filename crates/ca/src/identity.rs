@@ -60,7 +60,7 @@ impl Default for TrustDomain {
 }
 
 /// One workload identity: a Kubernetes service account in a namespace, in a trust domain.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Identity {
     trust_domain: TrustDomain,
     namespace: String,
@@ -113,6 +113,14 @@ impl fmt::Display for Identity {
             "{SCHEME}{}/ns/{}/sa/{}",
             self.trust_domain, self.namespace, self.service_account
         )
+    }
+}
+
+// Debug shows the SPIFFE ID itself: errors that wrap an Identity (rustls prints its errors'
+// payloads with Debug) should read as the ID an operator greps for.
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Identity({self})")
     }
 }
 

@@ -24,7 +24,10 @@ pub const DEFAULT_GRACE_PERIOD_RATIO: f64 = 0.5;
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
     #[error("the new certificate is for {new}, but this workload is {current}")]
-    IdentityChanged { current: Identity, new: Identity },
+    IdentityChanged {
+        current: Box<Identity>,
+        new: Box<Identity>,
+    },
     #[error("grace period ratio {0} is outside 0..=1")]
     Ratio(f64),
 }
@@ -76,8 +79,8 @@ impl CertStore {
         let current = self.current.load();
         if next.identity() != current.identity() {
             return Err(RotateError::IdentityChanged {
-                current: current.identity().clone(),
-                new: next.identity().clone(),
+                current: Box::new(current.identity().clone()),
+                new: Box::new(next.identity().clone()),
             });
         }
         info!(

@@ -43,7 +43,10 @@ pub enum CertifiedError {
     #[error("the certificate's identity is unusable: {0}")]
     Identity(#[from] crate::PeerError),
     #[error("the certificate is for {got}, not {expected}")]
-    WrongIdentity { expected: Identity, got: Identity },
+    WrongIdentity {
+        expected: Box<Identity>,
+        got: Box<Identity>,
+    },
 }
 
 /// A workload's private key: ECDSA P-256, as Istio's agents generate by default.
@@ -104,8 +107,8 @@ impl Certified {
         let certified = Self::new(key, issued.presented_chain(), issued.roots.clone())?;
         if &certified.identity != expected {
             return Err(CertifiedError::WrongIdentity {
-                expected: expected.clone(),
-                got: certified.identity,
+                expected: Box::new(expected.clone()),
+                got: Box::new(certified.identity),
             });
         }
         Ok(certified)
@@ -222,5 +225,15 @@ impl Certified {
 
     pub(crate) fn client_verifier(&self) -> &Arc<dyn ClientCertVerifier> {
         &self.client_verifier
+    }
+}
+
+impl std::fmt::Debug for Certified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certified")
+            .field("identity", &self.identity.to_string())
+            .field("serial", &self.info.serial)
+            .field("not_after", &self.info.not_after)
+            .finish_non_exhaustive()
     }
 }
