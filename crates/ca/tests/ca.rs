@@ -658,3 +658,31 @@ fn plugin_ca_made_by_openssl_with_rsa_keys_like_istio_tooling() -> Result<()> {
     assert!(out.contains(": OK"), "openssl verify: {out}");
     Ok(())
 }
+
+#[test]
+fn plugin_key_in_sec1_form_is_accepted() -> Result<()> {
+    if !openssl() {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let pki = plugin_pki()?;
+    write_cacerts(dir.path(), &pki)?;
+    let key = dir.path().join(ca::CA_KEY_FILE);
+    // `openssl ec` writes the same key as SEC1 ("EC PRIVATE KEY"), as `openssl ecparam -genkey` does.
+    let out = Command::new("openssl")
+        .arg("ec")
+        .arg("-in")
+        .arg(&key)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BEGIN EC PRIVATE KEY"));
+    std::fs::write(&key, &out.stdout)?;
+    let ca = plugin(dir.path())?;
+    let who = id("spiffe://cluster.local/ns/default/sa/sleep");
+    webpki_verify(&ca.sign_csr(&csr_for(&[&who.to_string()]), &who, None)?)?;
+    Ok(())
+}
