@@ -13,6 +13,8 @@ command -v cc >/dev/null || missing+=(gcc)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || missing+=(iproute2)
 command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v setpriv >/dev/null || missing+=(util-linux)
+# The CA and TLS tests cross-check certificates and make encrypted keys with the openssl CLI.
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
