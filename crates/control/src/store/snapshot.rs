@@ -91,8 +91,9 @@ impl Entry {
     pub fn file(&self) -> &str {
         &self.resource.origin.file
     }
+    /// The document's first line of content (its origin line is the `---` before it).
     pub fn line(&self) -> usize {
-        self.resource.origin.line
+        self.resource.positions.line_of("")
     }
     /// Same content from the same place: what decides whether a rebuild changed anything.
     fn same_as(&self, other: &Entry) -> bool {
