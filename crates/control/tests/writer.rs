@@ -39,6 +39,12 @@ async fn apply_creates_configures_and_leaves_unchanged() {
     let file = dir.path().join("virtualservice-bookinfo-reviews.yaml");
     assert_eq!(out[0].file.as_deref(), Some(file.as_path()));
     assert!(dir.path().join("service-bookinfo-reviews.yaml").exists());
+    let written = std::fs::read_to_string(&file).expect("read");
+    assert!(
+        written.contains("kind: VirtualService\n"),
+        "YAML, not the JSON fallback: {written}"
+    );
+    assert!(written.contains("namespace: bookinfo\n"), "{written}");
     // Only the two files: no temporary file left behind.
     assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 2);
 

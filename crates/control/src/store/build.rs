@@ -316,3 +316,70 @@ fn mesh(
     });
     (prev.mesh.clone(), prev.mesh_source.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VS: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination:
+        host: reviews
+";
+
+    fn set(texts: &[(&str, &str)]) -> SourceSet {
+        SourceSet {
+            texts: texts
+                .iter()
+                .map(|(n, t)| SourceText {
+                    name: n.to_string(),
+                    text: Ok(t.to_string()),
+                })
+                .collect(),
+            mesh: None,
+        }
+    }
+
+    #[test]
+    fn unchanged_files_reuse_their_decoded_entries() {
+        let mut cache = DecodeCache::default();
+        let s = set(&[("a.yaml", VS), ("b.yaml", "")]);
+        let first = build(&ConfigSnapshot::empty(), &s, &mut cache);
+        let second = build(&first, &s, &mut cache);
+        let (a, b) = (
+            first.of_kind(api::Kind::VirtualService).next(),
+            second.of_kind(api::Kind::VirtualService).next(),
+        );
+        assert!(Arc::ptr_eq(a.expect("a"), b.expect("b")));
+        assert!(second.same_content(&first));
+        assert_eq!(first.files.get("b.yaml"), Some(&0));
+
+        // The same content from another file is a change: its origin moved.
+        let moved = build(&second, &set(&[("c.yaml", VS)]), &mut cache);
+        assert!(!moved.same_content(&second));
+        assert_eq!(
+            cache.files.len(),
+            1,
+            "files no longer present leave the cache"
+        );
+    }
+
+    #[test]
+    fn a_removed_document_is_not_kept_when_its_file_has_no_rejections() {
+        let mut cache = DecodeCache::default();
+        let first = build(
+            &ConfigSnapshot::empty(),
+            &set(&[("a.yaml", VS)]),
+            &mut cache,
+        );
+        let next = build(&first, &set(&[("a.yaml", "# emptied\n")]), &mut cache);
+        assert!(next.is_empty());
+        assert!(next.rejected.is_empty());
+    }
+}

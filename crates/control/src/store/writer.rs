@@ -395,3 +395,58 @@ fn yaml_of(value: &Value) -> Yaml {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::Kind;
+    use serde_json::json;
+
+    #[test]
+    fn emitted_yaml_reads_back_as_the_same_value() {
+        // Strings that a careless emitter would let YAML read as booleans, numbers or nulls.
+        let value = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "tricky", "namespace": "default"},
+            "data": {"a": "yes", "b": "1.0", "c": "null", "d": "~", "e": "x: y", "f": "- z",
+                     "g": "multi\nline", "h": "", "j": "#not a comment"},
+            "n": [1, -2, 2.5, true, null],
+        });
+        let text = to_yaml(&value);
+        assert!(
+            !text.trim_start().starts_with('{'),
+            "fell back to JSON: {text}"
+        );
+        let back = parse_stream("t", &text).remove(0).expect("parses");
+        assert_eq!(back.value, value, "{text}");
+
+        // The emitter leaves `0o17` unquoted, which YAML 1.2 reads as 15: the read-back check
+        // catches it and the document is written as JSON instead, with its value intact.
+        let octal = json!({"kind": "ConfigMap", "data": {"i": "0o17"}});
+        let text = to_yaml(&octal);
+        let back = parse_stream("t", &text).remove(0).expect("parses");
+        assert_eq!(back.value, octal, "{text}");
+    }
+
+    #[test]
+    fn own_file_names() {
+        let k = |kind, ns: &str| ResourceKey {
+            kind,
+            namespace: ns.into(),
+            name: "reviews".into(),
+        };
+        assert_eq!(
+            own_file_name(&k(Kind::VirtualService, "bookinfo")),
+            "virtualservice-bookinfo-reviews.yaml"
+        );
+        assert_eq!(
+            own_file_name(&k(Kind::Namespace, "")),
+            "namespace-reviews.yaml"
+        );
+        assert!(safe_name(&k(Kind::Service, "default")).is_ok());
+        let mut bad = k(Kind::Service, "default");
+        bad.name = "../x".into();
+        assert!(safe_name(&bad).is_err());
+    }
+}
