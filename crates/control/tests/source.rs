@@ -137,3 +137,48 @@ async fn unreadable_texts_reject_without_dropping_last_good() {
     assert_eq!(configz["rejected"][0]["keptLastGood"], true);
     assert_eq!(configz["resources"]["Gateway"][0]["origin"], "gw.yaml:1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn warnings_are_kept_with_the_accepted_resource() {
+    let gw = "apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: tcp
+  namespace: istio-system
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 443
+      name: https
+      protocol: HTTPS
+    hosts:
+    - '*'
+    tls:
+      mode: SIMPLE
+      credentialName: tcp-cert
+      minProtocolVersion: TLSV1_0
+";
+    let content = Arc::new(Mutex::new(SourceSet {
+        texts: vec![text("gw.yaml", gw)],
+        mesh: None,
+    }));
+    let (_tx, changes) = mpsc::unbounded_channel();
+    let store = Store::start(ChannelSource { content, changes })
+        .await
+        .expect("start");
+    let snap = store.handle().load();
+    assert!(snap.rejected.is_empty(), "{:?}", snap.rejected);
+    assert_eq!(snap.len(), 1, "a warning does not reject");
+    assert_eq!(snap.warnings.len(), 1, "{:?}", snap.warnings);
+    let w = snap.warnings[0].to_string();
+    assert!(w.starts_with("gw.yaml:19: warning:"), "{w}");
+    assert!(w.contains("TLSV1_2"), "{w}");
+    let entry = snap.of_kind(api::Kind::Gateway).next().expect("gateway");
+    assert_eq!(entry.warnings, snap.warnings);
+    assert_eq!(
+        snap.configz()["resources"]["Gateway"][0]["warnings"][0],
+        w.as_str()
+    );
+}
