@@ -111,7 +111,7 @@ pub struct Rejection {
     pub line: usize,
     /// The resource the document claims, when it got far enough to say.
     pub key: Option<ResourceKey>,
-    /// Why (errors only; warnings of a rejected document are included in its reasons too).
+    /// Why: the errors first, then any warnings the same document had.
     pub reasons: Vec<Problem>,
     /// The previous accepted version of this resource is still in force.
     pub kept_last_good: bool,
