@@ -69,3 +69,59 @@ impl Analyzer for DeprecatedFields {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::virtualservice::tests::run;
+
+    #[test]
+    fn deprecated_fields_and_removed_kinds() {
+        let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: old, namespace: default}
+spec:
+  hosts: [a]
+  http:
+  - fault: {delay: {percent: 10, fixedDelay: 1s}}
+    route: [{destination: {host: a}}]
+  - fault: {delay: {percentage: {value: 10}, fixedDelay: 1s}}
+    route: [{destination: {host: a}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: sc, namespace: default}
+spec:
+  outboundTrafficPolicy: {mode: ALLOW_ANY}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: serviceroles.rbac.istio.io}
+spec:
+  group: rbac.istio.io
+  names: {kind: ServiceRole}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: virtualservices.networking.istio.io}
+spec:
+  group: networking.istio.io
+  names: {kind: VirtualService}
+"#;
+        let got = run(&DeprecatedFields, yaml);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "IST0002".to_string(),
+                    "CustomResourceDefinition default/serviceroles.rbac.istio.io".to_string()
+                ),
+                (
+                    "IST0002".to_string(),
+                    "VirtualService default/old".to_string()
+                ),
+            ]
+        );
+    }
+}

@@ -164,3 +164,95 @@ impl Analyzer for PodNotSelected {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::virtualservice::tests::run;
+
+    fn dr(name: &str, body: &str) -> String {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{body}\n"
+        )
+    }
+
+    fn msg(code: &str, name: &str) -> (String, String) {
+        (code.to_string(), format!("DestinationRule default/{name}"))
+    }
+
+    #[test]
+    fn tls_without_ca_is_reported_per_level() {
+        let yaml = [
+            dr("a", "  host: db\n  trafficPolicy:\n    tls: {mode: SIMPLE}\n    portLevelSettings:\n    - port: {number: 5432}\n      tls: {mode: MUTUAL, clientCertificate: /c, privateKey: /k}"),
+            // Verified, not originated by the rule, or given a CA through a gateway's credential.
+            dr("b", "  host: db\n  trafficPolicy:\n    tls: {mode: SIMPLE, caCertificates: /ca}"),
+            dr("c", "  host: db\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}"),
+            dr("d", "  host: db\n  workloadSelector: {matchLabels: {app: gw}}\n  trafficPolicy:\n    tls: {mode: SIMPLE, credentialName: cred}"),
+            // A credential without a workload selector does not count.
+            dr("e", "  host: db\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 1}\n      tls: {mode: SIMPLE, credentialName: cred}"),
+        ]
+        .concat();
+        assert_eq!(
+            run(&CaCertificate, &yaml),
+            vec![
+                msg("IST0128", "a"),
+                msg("IST0129", "a"),
+                msg("IST0129", "e"),
+            ]
+        );
+    }
+
+    const WORKLOADS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  ports: [{port: 80, name: http}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: default, labels: {app: web, version: v1}}
+spec:
+  nodeName: n1
+  containers: [{name: web, image: web}]
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: n1
+  labels: {topology.kubernetes.io/region: eu, topology.istio.io/subzone: rack1}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vm, namespace: default}
+spec:
+  hosts: [vm.internal]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: vm}}
+  resolution: STATIC
+"#;
+
+    #[test]
+    fn subsets_must_select_a_pod() {
+        let yaml = [
+            WORKLOADS,
+            &dr("web", "  host: web\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: eu, labels: {topology.kubernetes.io/region: eu}}\n  - {name: node, labels: {kubernetes.io/hostname: n1}}\n  - {name: v2, labels: {version: v2}}\n  - {name: rack, labels: {topology.istio.io/subzone: rack1}}"),
+            // The ServiceEntry's selector narrows its subsets: version v1 pods are not `app: vm`.
+            &dr("vm", "  host: vm.internal\n  subsets:\n  - {name: v1, labels: {version: v1}}"),
+            // The ingress pod istioctl assumes can be selected.
+            &dr("ingress", "  host: istio-ingressgateway.istio-system.svc.cluster.local\n  subsets:\n  - {name: gw, labels: {istio: ingressgateway}}"),
+            &dr("nohost", "  host: nothing.default.svc.cluster.local"),
+        ]
+        .concat();
+        assert_eq!(
+            run(&PodNotSelected, &yaml),
+            vec![
+                msg("IST0173", "vm"),
+                // A subzone without a zone is not part of the locality.
+                msg("IST0173", "web"),
+                msg("IST0173", "web"),
+                msg("IST0174", "nohost"),
+            ]
+        );
+    }
+}

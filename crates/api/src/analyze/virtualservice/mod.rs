@@ -9,7 +9,7 @@ pub mod gateways;
 pub mod jwt;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::Analyzer;
 use crate::resource::Resource;
