@@ -9,9 +9,13 @@
 
 pub mod conditions;
 pub mod context;
+pub mod deprecation;
+pub mod destinationrule;
+pub mod hosts;
 pub mod messages;
 pub mod schema;
 pub mod service;
+pub mod virtualservice;
 
 use std::fmt;
 
@@ -82,6 +86,9 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
         &service::PortName,
         &conditions::NegativeConditions,
     ];
+    v.extend_from_slice(virtualservice::ALL);
+    v.extend_from_slice(destinationrule::ALL);
+    v.extend_from_slice(deprecation::ALL);
     v.sort_by_key(|a| a.name());
     v
 }

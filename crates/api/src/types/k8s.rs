@@ -73,6 +73,9 @@ pub struct PodSpecBody {
     pub init_containers: Vec<Container>,
     #[serde(default)]
     pub security_context: Option<Value>,
+    /// The node the pod is scheduled on; its topology labels become the pod's locality.
+    #[serde(default)]
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
