@@ -1,0 +1,175 @@
+//! The live configuration: one immutable [`State`] per snapshot behind an `ArcSwap`.
+//!
+//! [`Store::apply`] builds the next state completely off the data path (compile, resolve
+//! clusters, fetch metric handles) and publishes it with one atomic swap; a `watch` channel tells
+//! the listener manager to reconcile sockets. Requests load the state once and keep it, so
+//! in-flight work finishes on the configuration it started with.
+
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use model::runtime::RuntimeCluster;
+use model::{LbPolicy, ProxySnapshot, Runtime, UpstreamProtocol};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::watch;
+
+use crate::error::ProxyError;
+use crate::metrics::{Metrics, ResultLabels, UpdateResult};
+use crate::upstream::{H1Client, H2Pool, Upstreams};
+
+/// Where random numbers for traffic splits and load balancing come from.
+pub enum Random {
+    /// A per-thread generator: no shared state on the data path.
+    Thread,
+    /// One seeded generator, so tests get the same sequence every run.
+    Seeded(std::sync::Mutex<fastrand::Rng>),
+}
+
+impl Random {
+    pub fn seeded(seed: u64) -> Random {
+        Random::Seeded(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)))
+    }
+
+    pub fn u64(&self) -> u64 {
+        match self {
+            Random::Thread => fastrand::u64(..),
+            Random::Seeded(rng) => rng.lock().unwrap_or_else(|p| p.into_inner()).u64(..),
+        }
+    }
+}
+
+/// How a cluster's requests reach its endpoints.
+#[derive(Clone)]
+pub enum Upstream {
+    H1(Box<H1Client>),
+    H2(Arc<H2Pool>),
+}
+
+/// Per-snapshot runtime state of one cluster.
+pub struct ClusterState {
+    next: AtomicUsize,
+    /// In-flight requests per endpoint, for least-request.
+    active: Vec<AtomicU32>,
+    /// Request counters by [`crate::metrics::CodeClass`] index.
+    pub counters: [Counter; 5],
+    pub upstream: Upstream,
+}
+
+impl ClusterState {
+    /// Picks an endpoint index per the cluster's policy; `None` when none is healthy (UH).
+    pub fn pick(&self, c: &RuntimeCluster, random: &Random) -> Option<usize> {
+        if c.endpoints.is_empty() {
+            return None;
+        }
+        match c.lb_policy {
+            LbPolicy::RoundRobin => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                Some(c.schedule[n % c.schedule.len()] as usize)
+            }
+            LbPolicy::Random => c.pick_weighted(random.u64()),
+            LbPolicy::LeastRequest => {
+                let a = c.pick_weighted(random.u64())?;
+                let b = c.pick_weighted(random.u64())?;
+                let load = |i: usize| self.active[i].load(Ordering::Relaxed);
+                Some(if load(b) < load(a) { b } else { a })
+            }
+        }
+    }
+
+    /// Counts a request in flight to endpoint `i` until the guard drops.
+    pub fn in_flight(&self, i: usize) -> InFlight<'_> {
+        self.active[i].fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.active[i])
+    }
+
+    pub fn active(&self, i: usize) -> u32 {
+        self.active[i].load(Ordering::Relaxed)
+    }
+}
+
+pub struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One snapshot, compiled, with the state its clusters need.
+pub struct State {
+    pub runtime: Runtime,
+    pub clusters: Vec<ClusterState>,
+}
+
+/// The current [`State`] and the channel that announces a new one.
+pub struct Store {
+    current: ArcSwap<State>,
+    version: watch::Sender<u64>,
+    metrics: Metrics,
+    upstreams: Upstreams,
+}
+
+impl Store {
+    pub fn new(snapshot: ProxySnapshot, metrics: Metrics) -> Result<Store, ProxyError> {
+        let upstreams = Upstreams::default();
+        let state = build(snapshot, &metrics, &upstreams)?;
+        Ok(Store {
+            current: ArcSwap::from_pointee(state),
+            version: watch::Sender::new(0),
+            metrics,
+            upstreams,
+        })
+    }
+
+    /// The state to use for one request or connection.
+    pub fn load(&self) -> Arc<State> {
+        self.current.load_full()
+    }
+
+    /// Validates and publishes `snapshot`; on error the current state stays.
+    pub fn apply(&self, snapshot: ProxySnapshot) -> Result<(), ProxyError> {
+        let result = build(snapshot, &self.metrics, &self.upstreams);
+        let label = ResultLabels {
+            result: if result.is_ok() {
+                UpdateResult::Accepted
+            } else {
+                UpdateResult::Rejected
+            },
+        };
+        self.metrics.snapshot_updates.get_or_create(&label).inc();
+        self.current.store(Arc::new(result?));
+        self.version.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    pub fn h2_pool(&self) -> Arc<H2Pool> {
+        self.upstreams.h2()
+    }
+}
+
+fn build(
+    snapshot: ProxySnapshot,
+    metrics: &Metrics,
+    upstreams: &Upstreams,
+) -> Result<State, ProxyError> {
+    let runtime = Runtime::build(snapshot)?;
+    let clusters = runtime
+        .clusters
+        .iter()
+        .map(|c| ClusterState {
+            next: AtomicUsize::new(0),
+            active: c.endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
+            counters: metrics.cluster_counters(&c.name),
+            upstream: match c.protocol {
+                UpstreamProtocol::Http1 => Upstream::H1(Box::new(upstreams.h1(c.connect_timeout))),
+                UpstreamProtocol::Http2 => Upstream::H2(upstreams.h2()),
+            },
+        })
+        .collect();
+    Ok(State { runtime, clusters })
+}
