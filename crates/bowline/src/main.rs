@@ -24,6 +24,8 @@ enum Command {
     Version,
     /// Check Istio resources the way Istio's admission webhook does (exit 1 when any is invalid)
     Validate(cmd::validate::Args),
+    /// Run the proxy, serving a snapshot of listeners, routes and clusters
+    Proxy(cmd::proxy::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate(a) => cmd::validate::run(a),
+        Command::Proxy(a) => cmd::proxy::run(a),
     };
     match result {
         Ok(code) => code,

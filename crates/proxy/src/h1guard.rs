@@ -4,9 +4,10 @@
 //! hyper accepts both cases (Transfer-Encoding wins; identical lengths are merged) and does
 //! not tell the service, so the check has to see the bytes. [`H1Guard`] wraps the socket and
 //! follows HTTP/1 request framing as bytes are read (heads byte by byte, bodies skipped by
-//! length). On a violation it overwrites the end of the offending header line, which is still
-//! in the read just returned and not yet parsed, with a NUL; hyper's parser then rejects the
-//! head and answers 400 itself, in order with any pipelined responses, and closes.
+//! length). On a violation it overwrites the offending header line's colon (or, if that came in
+//! an earlier read, its line end), still unparsed in the read just returned, so the name is no
+//! longer a token; hyper's parser then rejects the head and answers 400 itself, in order with
+//! any pipelined responses, and closes.
 //! HTTP/2 connections and upgraded streams are not scanned after their preface/head.
 
 use std::io;
@@ -110,10 +111,13 @@ struct Scanner {
     upgrade: bool,
     opaque_after_head: bool,
     chunk_size: u64,
+    /// Where the current line's `:` is in the buffer being fed, if it is in that buffer.
+    colon: Option<usize>,
 }
 
 impl Scanner {
     fn feed(&mut self, buf: &mut [u8]) {
+        self.colon = None;
         let mut i = 0;
         while i < buf.len() {
             match self.state {
@@ -219,18 +223,23 @@ impl Scanner {
                 };
                 if violation {
                     tracing::debug!("refusing request with ambiguous framing");
-                    buf[i] = 0;
+                    match self.colon {
+                        Some(c) => buf[c] = b' ',
+                        None => buf[i] = 0,
+                    }
                     self.state = State::Opaque;
                     return;
                 }
                 self.line_len = 0;
                 self.in_value = false;
                 self.kind = Name::Other;
+                self.colon = None;
             }
             _ => {
                 if !self.in_value {
                     if b == b':' {
                         self.in_value = true;
+                        self.colon = Some(i);
                         let name = &self.name[..self.line_len.min(NAME_MAX)];
                         self.kind = if self.line_len > NAME_MAX {
                             Name::Other
@@ -326,8 +335,18 @@ mod tests {
         ] {
             let (s, out) = scan(&[req]);
             assert_eq!(s.state, State::Opaque, "{req}");
-            assert!(out.contains(&0), "{req}");
+            let colons = out.iter().filter(|b| **b == b':').count();
+            assert_eq!(
+                colons, 1,
+                "the second framing header loses its colon: {req}"
+            );
         }
+        // Split so the offending line's colon was in an earlier read: its line end is poisoned.
+        let (_, out) = scan(&[
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length:",
+            " 3\r\n\r\n",
+        ]);
+        assert!(out.contains(&0));
     }
 
     #[test]

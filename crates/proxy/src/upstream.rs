@@ -93,7 +93,14 @@ fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
 /// request's, not the endpoint address the pool would key on.
 #[derive(Default)]
 pub struct H2Pool {
-    conns: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+    conns: Mutex<HashMap<SocketAddr, H2Slot>>,
+}
+
+#[derive(Default)]
+struct H2Slot {
+    sender: Option<http2::SendRequest<Incoming>>,
+    /// Held while connecting, so concurrent first requests share one connection.
+    connecting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl H2Pool {
@@ -111,19 +118,32 @@ impl H2Pool {
             .map_err(|e| classify_hyper_chain(&e))
     }
 
+    fn live(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<http2::SendRequest<Incoming>, Arc<tokio::sync::Mutex<()>>> {
+        let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = conns.entry(addr).or_default();
+        match slot.sender.as_ref().filter(|s| !s.is_closed()) {
+            Some(s) => Ok(s.clone()),
+            None => Err(slot.connecting.clone()),
+        }
+    }
+
     async fn sender(
         &self,
         addr: SocketAddr,
         connect_timeout: Duration,
     ) -> Result<http2::SendRequest<Incoming>, RequestError> {
-        {
-            let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = conns.get(&addr).filter(|s| !s.is_closed()) {
-                return Ok(s.clone());
-            }
+        let connecting = match self.live(addr) {
+            Ok(s) => return Ok(s),
+            Err(lock) => lock,
+        };
+        let _connecting = connecting.lock().await;
+        // Someone else may have connected while we waited.
+        if let Ok(s) = self.live(addr) {
+            return Ok(s);
         }
-        // Two requests may race to connect; the later one's connection replaces the first in
-        // the map and the first is dropped once its streams finish. Rare and harmless.
         let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| RequestError::new(ResponseFlag::UF, "connect timeout"))?
@@ -142,7 +162,9 @@ impl H2Pool {
         self.conns
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(addr, sender.clone());
+            .entry(addr)
+            .or_default()
+            .sender = Some(sender.clone());
         Ok(sender)
     }
 
@@ -151,7 +173,7 @@ impl H2Pool {
         let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         conns
             .iter()
-            .filter(|(_, s)| !s.is_closed())
+            .filter(|(_, s)| s.sender.as_ref().is_some_and(|s| !s.is_closed()))
             .map(|(a, _)| *a)
             .collect()
     }

@@ -1,4 +1,5 @@
 //! Subcommands: argument structs and the thin glue from them to the libraries.
 
 pub mod input;
+pub mod proxy;
 pub mod validate;
