@@ -132,11 +132,7 @@ async fn connection(
     let Some(listener) = state.runtime.listener(&name) else {
         return;
     };
-    let info = ConnInfo {
-        listener: name.clone(),
-        port,
-        peer,
-    };
+    let info = ConnInfo::new(name.clone(), port, peer);
     match &listener.kind {
         RuntimeListenerKind::Http { h2_only, .. } => {
             let h2_only = *h2_only;

@@ -51,6 +51,8 @@ pub struct ClusterState {
     next: AtomicUsize,
     /// In-flight requests per endpoint, for least-request.
     active: Vec<AtomicU32>,
+    /// Each endpoint's address as a URI authority, made once per snapshot.
+    pub authorities: Vec<http::uri::Authority>,
     /// Request counters by [`crate::metrics::CodeClass`] index.
     pub counters: [Counter; 5],
     pub upstream: Upstream,
@@ -164,6 +166,14 @@ fn build(
         .map(|c| ClusterState {
             next: AtomicUsize::new(0),
             active: c.endpoints.iter().map(|_| AtomicU32::new(0)).collect(),
+            authorities: c
+                .endpoints
+                .iter()
+                .map(|e| {
+                    http::uri::Authority::try_from(e.addr.to_string())
+                        .expect("a socket address is a valid authority")
+                })
+                .collect(),
             counters: metrics.cluster_counters(&c.name),
             upstream: match c.protocol {
                 UpstreamProtocol::Http1 => Upstream::H1(Box::new(upstreams.h1(c.connect_timeout))),

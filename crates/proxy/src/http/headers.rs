@@ -1,8 +1,6 @@
 //! Header rules every proxied request and response follows: hop-by-hop removal, request ids,
 //! forwarding headers.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -60,20 +58,20 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Adds the headers Envoy adds to every request it forwards.
-pub fn add_forwarding(headers: &mut HeaderMap, peer: IpAddr, scheme: &'static str) {
+pub fn add_forwarding(headers: &mut HeaderMap, peer: &HeaderValue, scheme: &'static str) {
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), request_id());
     }
     // Appends, as Envoy does with `use_remote_address` (Istio gateways): the peer is the hop
     // this proxy saw.
-    let peer = peer.to_string();
     let xff = match headers.get(&X_FORWARDED_FOR).map(|v| v.to_str()) {
-        Some(Ok(prev)) => format!("{prev}, {peer}"),
-        _ => peer,
+        Some(Ok(prev)) => {
+            HeaderValue::from_str(&format!("{prev}, {}", peer.to_str().unwrap_or("")))
+                .unwrap_or_else(|_| peer.clone())
+        }
+        _ => peer.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
+    headers.insert(X_FORWARDED_FOR.clone(), xff);
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
     }
@@ -145,7 +143,7 @@ mod tests {
     fn forwarding_headers_append() {
         let mut h = HeaderMap::new();
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        add_forwarding(&mut h, "127.0.0.1".parse().unwrap(), "http");
+        add_forwarding(&mut h, &HeaderValue::from_static("127.0.0.1"), "http");
         assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get(&X_FORWARDED_PROTO).unwrap(), "http");
         assert!(h.contains_key(&X_REQUEST_ID));

@@ -37,6 +37,21 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     pub port: u16,
     pub peer: SocketAddr,
+    /// The peer's IP as a header value, made once per connection for `x-forwarded-for`.
+    pub peer_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(listener: Arc<str>, port: u16, peer: SocketAddr) -> ConnInfo {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            listener,
+            port,
+            peer,
+            peer_ip,
+        }
+    }
 }
 
 static EMPTY_LABELS: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
@@ -95,11 +110,11 @@ async fn proxy<'s>(
         | Some(RuntimeListenerKind::AutoSniff { table, .. }) => *table,
         _ => return Err(no_route()),
     };
-    let authority = authority_of(&req);
+    let authority = authority_of(&req)?;
     let view = RequestView {
         method: req.method(),
         scheme: "http",
-        authority: &authority,
+        authority: authority.to_str().unwrap_or(""),
         path: req.uri().path(),
         query: req.uri().query(),
         headers: req.headers(),
@@ -159,7 +174,7 @@ async fn forward<'s>(
     route: &RuntimeRoute,
     f: &RuntimeForward,
     mut req: Request<Incoming>,
-    authority: String,
+    authority: HeaderValue,
     new_path: Option<String>,
 ) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
     let ci = f.clusters.pick(shared.random.u64());
@@ -178,13 +193,9 @@ async fn forward<'s>(
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
-    headers::add_forwarding(&mut parts.headers, conn.peer.ip(), "http");
+    headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
-    let authority = match rewritten {
-        Some(a) => a,
-        None => HeaderValue::from_str(&authority)
-            .map_err(|_| RequestError::new(ResponseFlag::DPE, "invalid authority"))?,
-    };
+    let authority = rewritten.unwrap_or(authority);
     route.request_headers.apply(&mut parts.headers);
     let path_and_query = match new_path {
         Some(p) => {
@@ -205,10 +216,7 @@ async fn forward<'s>(
     let send = async {
         match &cs.upstream {
             Upstream::H1(client) => {
-                parts.uri = uri(
-                    Authority::try_from(endpoint.to_string()).ok(),
-                    path_and_query,
-                )?;
+                parts.uri = uri(Some(cs.authorities[ei].clone()), path_and_query)?;
                 parts.version = Version::HTTP_11;
                 parts.headers.insert(header::HOST, authority);
                 client
@@ -292,16 +300,18 @@ async fn tunnel(
     }
 }
 
-/// `:authority` for HTTP/2 and absolute-form requests, else the Host header.
-fn authority_of(req: &Request<Incoming>) -> String {
+/// `:authority` for HTTP/2 and absolute-form requests, else the Host header (an empty one if
+/// absent: only a `*` virtual host matches it). Cloning a parsed header shares its bytes.
+fn authority_of(req: &Request<Incoming>) -> Result<HeaderValue, RequestError> {
     if let Some(a) = req.uri().authority() {
-        return a.as_str().to_string();
+        return HeaderValue::from_str(a.as_str())
+            .map_err(|_| RequestError::new(ResponseFlag::DPE, "invalid authority"));
     }
-    req.headers()
+    Ok(req
+        .headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_string()
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("")))
 }
 
 fn local(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
