@@ -125,6 +125,8 @@ pub enum ProxyError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("snapshot applied, but not all its listeners: {0}")]
+    Listeners(String),
     #[error("{what} server cannot bind {addr}: {source}")]
     AdminBind {
         what: &'static str,

@@ -97,6 +97,7 @@ pub struct Shared {
 pub struct ProxyHandle {
     shared: Arc<Shared>,
     listeners: Arc<listeners::Listeners>,
+    reconciled: watch::Receiver<listeners::Reconciled>,
     admin_addr: SocketAddr,
     health_addr: SocketAddr,
 }
@@ -121,7 +122,9 @@ pub async fn start(
         quit: watch::Sender::new(false),
     });
     let listeners = Arc::new(listeners::Listeners::default());
+    // The first reconcile is done here so a bind failure fails the start.
     listeners.reconcile(&shared).await?;
+    let reconciled = listeners::spawn_manager(listeners.clone(), shared.clone());
     let (admin_addr, health_addr) = admin::start(
         admin::AdminContext {
             shared: shared.clone(),
@@ -133,6 +136,7 @@ pub async fn start(
     Ok(ProxyHandle {
         shared,
         listeners,
+        reconciled,
         admin_addr,
         health_addr,
     })
@@ -156,8 +160,16 @@ impl ProxyHandle {
     /// listeners match the new snapshot; on error nothing changed (or, for a bind failure, every
     /// other listener was still applied).
     pub async fn apply(&self, snapshot: ProxySnapshot) -> Result<(), ProxyError> {
-        self.shared.store.apply(snapshot)?;
-        self.listeners.reconcile(&self.shared).await
+        let version = self.shared.store.apply(snapshot)?;
+        let mut reconciled = self.reconciled.clone();
+        // An error here means the manager stopped: the proxy is draining, sockets stay shut.
+        let Ok(done) = reconciled.wait_for(|(v, _)| *v >= version).await else {
+            return Ok(());
+        };
+        match &*done {
+            (v, Some(e)) if *v == version => Err(ProxyError::Listeners(e.clone())),
+            _ => Ok(()),
+        }
     }
 
     /// Resolves when `POST /quitquitquit` was received.

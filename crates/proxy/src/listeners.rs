@@ -92,6 +92,32 @@ impl Listeners {
     }
 }
 
+/// What the manager last reconciled: the store version and the bind failure, if any.
+pub type Reconciled = (u64, Option<String>);
+
+/// Follows the store: every published snapshot is reconciled, whoever published it, until the
+/// proxy drains. The returned channel says which version the sockets match.
+pub fn spawn_manager(
+    listeners: Arc<Listeners>,
+    shared: Arc<Shared>,
+) -> watch::Receiver<Reconciled> {
+    let mut versions = shared.store.subscribe();
+    let (tx, rx) = watch::channel((*versions.borrow_and_update(), None));
+    tokio::spawn(async move {
+        let mut drain = shared.drain.watch();
+        loop {
+            tokio::select! {
+                changed = versions.changed() => if changed.is_err() { break },
+                _ = drain.reached(Phase::Draining) => break,
+            }
+            let version = *versions.borrow_and_update();
+            let result = listeners.reconcile(&shared).await;
+            tx.send_replace((version, result.err().map(|e| e.to_string())));
+        }
+    });
+    rx
+}
+
 async fn accept_loop(
     shared: Arc<Shared>,
     name: Arc<str>,

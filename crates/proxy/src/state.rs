@@ -129,8 +129,9 @@ impl Store {
         self.current.load_full()
     }
 
-    /// Validates and publishes `snapshot`; on error the current state stays.
-    pub fn apply(&self, snapshot: ProxySnapshot) -> Result<(), ProxyError> {
+    /// Validates and publishes `snapshot`, returning its version number; on error the current
+    /// state stays.
+    pub fn apply(&self, snapshot: ProxySnapshot) -> Result<u64, ProxyError> {
         let result = build(snapshot, &self.metrics, &self.upstreams);
         let label = ResultLabels {
             result: if result.is_ok() {
@@ -141,10 +142,15 @@ impl Store {
         };
         self.metrics.snapshot_updates.get_or_create(&label).inc();
         self.current.store(Arc::new(result?));
-        self.version.send_modify(|v| *v += 1);
-        Ok(())
+        let mut version = 0;
+        self.version.send_modify(|v| {
+            *v += 1;
+            version = *v;
+        });
+        Ok(version)
     }
 
+    /// Wakes on every published snapshot (the listener manager follows it).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
     }
@@ -182,4 +188,69 @@ fn build(
         })
         .collect();
     Ok(State { runtime, clusters })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Cluster, Endpoint, HealthStatus};
+
+    fn state(policy: LbPolicy, weights: &[u32]) -> (Store, Arc<State>) {
+        let cluster = Cluster {
+            name: "c".into(),
+            protocol: UpstreamProtocol::Http1,
+            lb_policy: policy,
+            connect_timeout_ms: 100,
+            endpoints: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| Endpoint {
+                    address: "127.0.0.1".parse().unwrap(),
+                    port: 1000 + i as u16,
+                    labels: Default::default(),
+                    weight: *w,
+                    health: HealthStatus::Healthy,
+                })
+                .collect(),
+        };
+        let snapshot = ProxySnapshot {
+            clusters: vec![cluster],
+            ..Default::default()
+        };
+        let store = Store::new(snapshot, Metrics::new().0).unwrap();
+        let s = store.load();
+        (store, s)
+    }
+
+    fn counts(policy: LbPolicy, weights: &[u32], n: usize) -> Vec<usize> {
+        let (_store, s) = state(policy, weights);
+        let random = Random::seeded(1);
+        let mut counts = vec![0; weights.len()];
+        for _ in 0..n {
+            counts[s.clusters[0].pick(&s.runtime.clusters[0], &random).unwrap()] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn round_robin_and_random_follow_weights() {
+        assert_eq!(counts(LbPolicy::RoundRobin, &[3, 1], 400), [300, 100]);
+        let r = counts(LbPolicy::Random, &[3, 1], 4000);
+        assert!((2800..3200).contains(&r[0]), "{r:?}");
+    }
+
+    #[test]
+    fn least_request_avoids_the_busy_endpoint() {
+        let (_store, s) = state(LbPolicy::LeastRequest, &[1, 1]);
+        let random = Random::seeded(3);
+        let cs = &s.clusters[0];
+        let busy: Vec<_> = (0..10).map(|_| cs.in_flight(0)).collect();
+        // Endpoint 0 wins only when both random picks land on it: about one time in four.
+        let picks: usize = (0..200)
+            .filter(|_| cs.pick(&s.runtime.clusters[0], &random) == Some(1))
+            .count();
+        assert!(picks > 120, "endpoint 1 picked {picks}/200");
+        drop(busy);
+        assert_eq!(cs.active(0), 0, "in-flight guards release on drop");
+    }
 }

@@ -178,3 +178,22 @@ async fn quitquitquit_is_reported_to_the_owner() {
         .await
         .expect("quit reported");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_cannot_bind_is_reported_and_the_rest_applied() {
+    let a = Backend::start("a").await;
+    let mut s = to("a", vec![cluster("a", &[a.addr])], 0);
+    let proxy = TestProxy::start(s.clone()).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut busy = http_listener("busy", "rt");
+    busy.port = taken.local_addr().unwrap().port();
+    s.listeners.push(busy);
+    s.listeners.push(http_listener("fine", "rt"));
+    let err = proxy.handle.apply(s).await.unwrap_err();
+    assert!(
+        err.to_string().contains("listener `busy` cannot bind"),
+        "{err}"
+    );
+    let r = client::send(proxy.addr("fine"), get("x", "/")).await;
+    assert_eq!(r.text(), "a");
+}
