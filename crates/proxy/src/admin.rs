@@ -81,6 +81,8 @@ pub fn start(
 async fn serve(listener: TcpListener, ctx: Arc<AdminContext>, health: bool) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
+            // Usually EMFILE: back off instead of spinning.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let ctx = ctx.clone();

@@ -54,6 +54,29 @@ async fn h2c_downstream_to_http1_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_only_listener_refuses_http1() {
+    let backend = Backend::start("svc").await;
+    let mut snapshot = http_snapshot(
+        vec![vhost(
+            "all",
+            &["*"],
+            vec![route("r", vec![], forward_to("svc"))],
+        )],
+        vec![cluster("svc", &[backend.addr])],
+    );
+    snapshot.listeners[0].kind = ListenerKind::Http2 {
+        route_table: "rt".into(),
+    };
+    let proxy = TestProxy::start(snapshot).await;
+    let mut h2 = client::H2Conn::open(proxy.addr("http")).await;
+    let req = Request::get("http://svc/").body(Body::default()).unwrap();
+    assert_eq!(h2.send(req).await.text(), "svc");
+    let resp = client::raw(proxy.addr("http"), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(!resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    assert_eq!(backend.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_upstream_is_multiplexed_on_one_connection() {
     let backend = Backend::start("svc").await;
     let proxy = one_backend_proxy(&backend, true).await;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
 
 use super::{handle, ConnInfo};
-use crate::drain::Phase;
+use crate::drain::{DrainWatch, Phase};
 use crate::h1guard::H1Guard;
 use crate::{Limits, Shared};
 
@@ -46,17 +47,28 @@ impl Builders {
 /// Serves HTTP on `sock` until the client closes, the drain finishes it, or it is forced.
 pub async fn serve(shared: Arc<Shared>, info: ConnInfo, sock: TcpStream, h2_only: bool) {
     let info = Arc::new(info);
-    let builder = if h2_only {
-        &shared.builders.h2_only
-    } else {
-        &shared.builders.auto
-    };
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(svc_shared.clone(), info.clone(), req));
     let io = TokioIo::new(H1Guard::new(sock));
-    let conn = builder.serve_connection_with_upgrades(io, svc);
+    let drain = shared.drain.watch();
+    if h2_only {
+        // hyper-util ignores `http2_only` for upgradeable connections; h2 has no upgrades.
+        drive(shared.builders.h2_only.serve_connection(io, svc), drain).await;
+    } else {
+        drive(
+            shared.builders.auto.serve_connection_with_upgrades(io, svc),
+            drain,
+        )
+        .await;
+    }
+}
+
+async fn drive<C>(conn: C, mut drain: DrainWatch)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(conn);
-    let mut drain = shared.drain.watch();
     tokio::select! {
         r = conn.as_mut() => {
             if let Err(e) = r {
