@@ -293,13 +293,21 @@ async fn upstream_failures_map_to_response_flags() {
             vec![
                 route("down", vec![prefix("/down")], forward_to("down")),
                 route("empty", vec![prefix("/empty")], forward_to("empty")),
+                route("no-timeout", vec![prefix("/slow/400")], forward_to("alive")),
                 route("slow", vec![prefix("/slow")], timeout),
+                route("reset", vec![prefix("/reset")], forward_to("reset")),
+                route("garbage", vec![prefix("/garbage")], forward_to("garbage")),
             ],
         )],
         vec![
             cluster("down", &[closed_addr()]),
             empty,
             cluster("alive", &[alive.addr]),
+            cluster("reset", &[testkit::bad_upstream(b"").await]),
+            cluster(
+                "garbage",
+                &[testkit::bad_upstream(b"NOT HTTP AT ALL\r\n\r\n").await],
+            ),
         ],
     ))
     .await;
@@ -316,8 +324,23 @@ async fn upstream_failures_map_to_response_flags() {
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.text(), "upstream request timeout");
 
+    let r = client::send(addr, get("x", "/reset")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().contains("connection termination"), "{}", r.text());
+    let r = client::send(addr, get("x", "/garbage")).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+
+    // The client gives up while the upstream is still working: DC.
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut sock, b"GET /slow/400 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    drop(sock);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
     let (_, stats) = proxy.admin("/stats/prometheus").await;
-    for flag in ["UF", "UH", "UT"] {
+    for flag in ["UF", "UH", "UT", "UC", "UPE", "DC"] {
         assert!(
             stats.contains(&format!(
                 "bowline_errors_total{{response_flag=\"{flag}\"}} 1"

@@ -206,6 +206,26 @@ impl TcpEcho {
     }
 }
 
+/// A server that reads a little of each connection and then writes `reply` (possibly nothing)
+/// and closes: for upstream resets and protocol errors.
+pub async fn bad_upstream(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(reply).await;
+            });
+        }
+    });
+    addr
+}
+
 /// An address on which nothing listens (bound, then released).
 pub fn closed_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
