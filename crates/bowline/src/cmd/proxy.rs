@@ -42,11 +42,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.snapshot.display()))?;
     let snapshot: model::ProxySnapshot = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a proxy snapshot", args.snapshot.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.concurrency.max(1))
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // One worker runs as a plain event loop, as Envoy's and nginx's workers do: no work
+    // stealing, no cross-thread wakeups.
+    let mut builder = if args.concurrency <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(args.concurrency);
+        b
+    };
+    let runtime = builder.enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let config = proxy::ProxyConfig {
             admin_addr: args.admin_addr,
