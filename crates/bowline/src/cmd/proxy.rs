@@ -51,7 +51,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         b.worker_threads(args.concurrency);
         b
     };
-    let runtime = builder.enable_all().build().context("starting the runtime")?;
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async move {
         let config = proxy::ProxyConfig {
             admin_addr: args.admin_addr,
