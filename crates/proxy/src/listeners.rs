@@ -131,7 +131,14 @@ async fn accept_loop(
             r = listener.accept() => match r {
                 Ok((sock, peer)) => {
                     let _ = sock.set_nodelay(true);
-                    tokio::spawn(connection(shared.clone(), name.clone(), port, sock, peer));
+                    tokio::spawn(connection(
+                        shared.clone(),
+                        name.clone(),
+                        port,
+                        sock,
+                        peer,
+                        stopped.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
@@ -151,6 +158,7 @@ async fn connection(
     port: u16,
     sock: TcpStream,
     peer: SocketAddr,
+    removed: watch::Receiver<bool>,
 ) {
     let _token = shared.drain.connection();
     let _counted = shared.metrics.connection(&name);
@@ -164,7 +172,7 @@ async fn connection(
             let h2_only = *h2_only;
             // HTTP loads the state per request; do not pin this one for the connection.
             drop(state);
-            crate::http::server::serve(shared, info, sock, h2_only).await;
+            crate::http::server::serve(shared, info, sock, h2_only, removed).await;
         }
         RuntimeListenerKind::Tcp { clusters } => {
             crate::tcp::proxy(&shared, &state, clusters, sock).await;
@@ -172,7 +180,7 @@ async fn connection(
         RuntimeListenerKind::AutoSniff { tcp, .. } => {
             if crate::tcp::sniff_http(&sock).await {
                 drop(state);
-                crate::http::server::serve(shared, info, sock, false).await;
+                crate::http::server::serve(shared, info, sock, false, removed).await;
             } else {
                 crate::tcp::proxy(&shared, &state, tcp, sock).await;
             }

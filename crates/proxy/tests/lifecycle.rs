@@ -105,11 +105,25 @@ async fn listeners_follow_the_snapshot() {
         first,
         "unchanged listener keeps its socket"
     );
-    let r = client::send(proxy.addr("second"), get("x", "/")).await;
-    assert_eq!(r.text(), "a");
     let second = proxy.addr("second");
+    let mut kept = client::Conn::open(second).await;
+    assert_eq!(kept.send(get("x", "/")).await.text(), "a");
     s.listeners.retain(|l| l.name == "http");
     proxy.handle.apply(s).await.unwrap();
+    // Open connections of a removed listener are closed gracefully, not left serving it.
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            if kept.try_send(get("x", "/")).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "connection to the removed listener still open"
+    );
     assert!(proxy.handle.listener_addr("second").is_none());
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(

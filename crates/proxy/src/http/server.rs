@@ -8,6 +8,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use super::{handle, ConnInfo};
 use crate::drain::{DrainWatch, Phase};
@@ -44,8 +45,15 @@ impl Builders {
     }
 }
 
-/// Serves HTTP on `sock` until the client closes, the drain finishes it, or it is forced.
-pub async fn serve(shared: Arc<Shared>, info: ConnInfo, sock: TcpStream, h2_only: bool) {
+/// Serves HTTP on `sock` until the client closes, or the drain or the removal of its listener
+/// (`removed` turns true) closes it gracefully; a forced drain drops it.
+pub async fn serve(
+    shared: Arc<Shared>,
+    info: ConnInfo,
+    sock: TcpStream,
+    h2_only: bool,
+    removed: watch::Receiver<bool>,
+) {
     let info = Arc::new(info);
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(svc_shared.clone(), info.clone(), req));
@@ -53,17 +61,23 @@ pub async fn serve(shared: Arc<Shared>, info: ConnInfo, sock: TcpStream, h2_only
     let drain = shared.drain.watch();
     if h2_only {
         // hyper-util ignores `http2_only` for upgradeable connections; h2 has no upgrades.
-        drive(shared.builders.h2_only.serve_connection(io, svc), drain).await;
+        drive(
+            shared.builders.h2_only.serve_connection(io, svc),
+            drain,
+            removed,
+        )
+        .await;
     } else {
         drive(
             shared.builders.auto.serve_connection_with_upgrades(io, svc),
             drain,
+            removed,
         )
         .await;
     }
 }
 
-async fn drive<C>(conn: C, mut drain: DrainWatch)
+async fn drive<C>(conn: C, mut drain: DrainWatch, mut removed: watch::Receiver<bool>)
 where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
@@ -77,6 +91,8 @@ where
             return;
         }
         _ = drain.reached(Phase::Draining) => {}
+        // An error means the listener is gone too.
+        _ = removed.wait_for(|r| *r) => {}
     }
     // Finish what is in flight; HTTP/1 answers with `Connection: close`, HTTP/2 sends GOAWAY.
     conn.as_mut().graceful_shutdown();
