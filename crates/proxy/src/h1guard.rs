@@ -349,6 +349,32 @@ mod tests {
         assert!(out.contains(&0));
     }
 
+    /// Untrusted bytes: random request-ish input in random splits never panics and never
+    /// touches bytes other than a colon or a line end.
+    #[test]
+    fn survives_random_input() {
+        let alphabet =
+            b"GET POST / HTTP/1.1\r\n:content-length: 12 transfer-encoding: chunked 0 a ff;";
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5_000 {
+            let len = rng.usize(0..300);
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            let mut scanner = Scanner::default();
+            let mut out = input.clone();
+            let mut at = 0;
+            while at < out.len() {
+                let end = (at + rng.usize(1..40)).min(out.len());
+                scanner.feed(&mut out[at..end]);
+                at = end;
+            }
+            for (a, b) in input.iter().zip(&out) {
+                assert!(a == b || (*a == b':' && *b == b' ') || (*a == b'\n' && *b == 0));
+            }
+        }
+    }
+
     #[test]
     fn h2_preface_and_upgrades_stop_scanning() {
         let (s, _) = scan(&["PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]);

@@ -13,6 +13,12 @@
 //!
 //! [`start`] runs the proxy on the caller's tokio runtime (the binary picks the worker count)
 //! and the admin servers on a thread of their own.
+//!
+//! | port (default)   | what                                                                |
+//! |------------------|---------------------------------------------------------------------|
+//! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `POST /quitquitquit` |
+//! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;
 pub mod drain;

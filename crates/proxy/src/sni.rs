@@ -129,4 +129,23 @@ mod tests {
         broken[5] = 2; // not a ClientHello
         assert_eq!(parse(&broken), Parse::NoSni);
     }
+
+    /// Untrusted bytes: every truncation and random corruption of a real hello must parse to
+    /// something without panicking (a cheap stand-in for a fuzz target).
+    #[test]
+    fn survives_truncated_and_corrupted_input() {
+        let hello = client_hello_for("a.example.com");
+        for n in 0..hello.len() {
+            let _ = parse(&hello[..n]);
+        }
+        let mut rng = fastrand::Rng::with_seed(42);
+        for _ in 0..20_000 {
+            let mut b = hello.clone();
+            for _ in 0..rng.usize(1..6) {
+                let i = rng.usize(..b.len());
+                b[i] = rng.u8(..);
+            }
+            let _ = parse(&b);
+        }
+    }
 }
