@@ -28,6 +28,8 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run one of Istio's demo apps (Bookinfo, httpbin, tcp-echo, helloworld) in the foreground
     DemoApp(cmd::demo_app::Args),
+    /// Run the proxy, serving a snapshot of listeners, routes and clusters
+    Proxy(cmd::proxy::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::DemoApp(a) => cmd::demo_app::run(a),
+        Command::Proxy(a) => cmd::proxy::run(a),
     };
     match result {
         Ok(code) => code,

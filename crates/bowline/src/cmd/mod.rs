@@ -3,4 +3,5 @@
 pub mod analyze;
 pub mod demo_app;
 pub mod input;
+pub mod proxy;
 pub mod validate;

@@ -1,0 +1,30 @@
+//! The proxy's runtime tables: what a Bowline proxy serves, as plain data, and the precompiled
+//! form the data path matches requests against.
+//!
+//! - [`snapshot`]: [`ProxySnapshot`], the whole configuration of one proxy at one version, and its
+//!   [`Listener`]s. Serializable, so it can be dumped (`/config_dump`), read from a file, and later
+//!   pushed over the wire by the control plane.
+//! - [`route`]: route tables as Istio's VirtualService compiles to Envoy's: virtual hosts, ordered
+//!   routes, matches and actions.
+//! - [`cluster`]: upstream clusters, their endpoints and load-balancing policy, and
+//!   [`ClusterName`] for Istio's `outbound|port|subset|host` names.
+//! - [`runtime`]: [`Runtime`], a validated snapshot with regexes compiled, domains indexed and
+//!   cluster references resolved to indexes, built once per snapshot, never per request; and the
+//!   request matching ([`Runtime::route`]).
+//!
+//! No IO and no async runtime: the compile step from Istio resources (later) and the proxy both
+//! depend on this crate, and tests build tables in memory.
+
+pub mod cluster;
+pub mod route;
+pub mod runtime;
+pub mod snapshot;
+
+pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
+pub use route::{
+    CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
+    RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch,
+    VirtualHost, WeightedCluster,
+};
+pub use runtime::{BuildError, RequestView, RouteHit, Runtime};
+pub use snapshot::{Listener, ListenerKind, ProxySnapshot, SniRoute};

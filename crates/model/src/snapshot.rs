@@ -1,0 +1,81 @@
+//! The whole configuration of one proxy at one version, and its listeners.
+//!
+//! A snapshot refers to route tables and clusters by name, as Envoy's LDS/RDS/CDS do, so each
+//! table can later be pushed and replaced on its own; [`crate::Runtime::build`] checks every
+//! reference resolves.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::Cluster;
+use crate::route::{RouteTable, WeightedCluster};
+
+/// Everything one proxy serves. Immutable once built: the proxy swaps whole snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySnapshot {
+    /// Opaque version label, shown in `/config_dump` and logs (the control plane's nonce later).
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub route_tables: Vec<RouteTable>,
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+}
+
+/// One socket the proxy accepts on, and what it does with each connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Unique within the snapshot, e.g. `0.0.0.0_9080`. Metrics and logs use it.
+    pub name: String,
+    pub address: IpAddr,
+    /// `0` asks the OS for a free port (tests); the proxy reports the port it bound.
+    pub port: u16,
+    pub kind: ListenerKind,
+}
+
+/// The protocol a listener speaks and where its traffic goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ListenerKind {
+    /// HTTP/1.1 and h2c (HTTP/2 with prior knowledge), detected per connection.
+    Http { route_table: String },
+    /// HTTP/2 only (h2c prior knowledge); HTTP/1 connections are refused.
+    Http2 { route_table: String },
+    /// Opaque TCP: each connection goes to one cluster picked by weight.
+    Tcp { clusters: Vec<WeightedCluster> },
+    /// TLS passed through unterminated, routed by the ClientHello's SNI.
+    TlsPassthrough { routes: Vec<SniRoute> },
+    /// Istio's protocol sniffing: connections whose first bytes are HTTP go to `route_table`,
+    /// anything else is proxied as TCP to `tcp_clusters`.
+    AutoSniff {
+        route_table: String,
+        tcp_clusters: Vec<WeightedCluster>,
+    },
+}
+
+impl ListenerKind {
+    /// The route table this listener serves HTTP from, if it serves HTTP.
+    pub fn route_table(&self) -> Option<&str> {
+        match self {
+            ListenerKind::Http { route_table }
+            | ListenerKind::Http2 { route_table }
+            | ListenerKind::AutoSniff { route_table, .. } => Some(route_table),
+            ListenerKind::Tcp { .. } | ListenerKind::TlsPassthrough { .. } => None,
+        }
+    }
+}
+
+/// A TLS passthrough route: ClientHellos whose SNI matches one of `sni_hosts` (exact or
+/// `*.suffix`; empty matches any, including no SNI) go to `clusters`. First match wins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniRoute {
+    #[serde(default)]
+    pub sni_hosts: Vec<String>,
+    pub clusters: Vec<WeightedCluster>,
+}

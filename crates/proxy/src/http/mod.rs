@@ -1,0 +1,378 @@
+//! The HTTP data path: one call per downstream request, from routing to the upstream response.
+//!
+//! Each request loads the current [`State`] once and uses it to the end, so a snapshot swap
+//! never changes a request half way through.
+
+pub mod headers;
+pub mod server;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use model::runtime::{
+    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeListenerKind,
+    RuntimeRoute,
+};
+use model::RequestView;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::error::{RequestError, ResponseFlag};
+use crate::state::{State, Upstream};
+use crate::Shared;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What a request knows about the connection it came on.
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    pub port: u16,
+    pub peer: SocketAddr,
+    /// The peer's IP as a header value, made once per connection for `x-forwarded-for`.
+    pub peer_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(listener: Arc<str>, port: u16, peer: SocketAddr) -> ConnInfo {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            listener,
+            port,
+            peer,
+            peer_ip,
+        }
+    }
+}
+
+static EMPTY_LABELS: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Serves one request. Never fails: every error becomes a response with its status.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    // Counts DC if the client goes away before a response: hyper drops this future then.
+    let mut guard = RequestGuard {
+        shared: &shared,
+        done: false,
+    };
+    let state = shared.store.load();
+    let (resp, counters) = match proxy(&shared, &conn, &state, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.error(e.flag);
+            tracing::debug!(error = %e, listener = &*conn.listener, "request failed");
+            (error_response(&e), None)
+        }
+    };
+    let class = crate::metrics::CodeClass::of(resp.status().as_u16()).index();
+    counters.unwrap_or(&shared.local_counters)[class].inc();
+    guard.done = true;
+    Ok(resp)
+}
+
+struct RequestGuard<'a> {
+    shared: &'a Shared,
+    done: bool,
+}
+
+impl Drop for RequestGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.metrics.error(ResponseFlag::DC);
+        }
+    }
+}
+
+type Routed<'s> = (Response<ProxyBody>, Option<&'s [Counter; 5]>);
+
+async fn proxy<'s>(
+    shared: &Shared,
+    conn: &ConnInfo,
+    state: &'s State,
+    req: Request<Incoming>,
+) -> Result<Routed<'s>, RequestError> {
+    let no_route = || RequestError::new(ResponseFlag::NR, "no route");
+    let table = match state.runtime.listener(&conn.listener).map(|l| &l.kind) {
+        Some(RuntimeListenerKind::Http { table, .. })
+        | Some(RuntimeListenerKind::AutoSniff { table, .. }) => *table,
+        _ => return Err(no_route()),
+    };
+    let authority = authority_of(&req)?;
+    let view = RequestView {
+        method: req.method(),
+        scheme: "http",
+        authority: authority.to_str().unwrap_or(""),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+        port: conn.port,
+        source_labels: &EMPTY_LABELS,
+        source_namespace: None,
+    };
+    let hit = state.runtime.route(table, &view).ok_or_else(no_route)?;
+    let route = hit.route;
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let cors = route
+        .cors
+        .as_ref()
+        .filter(|c| origin_allowed(c, origin.as_ref()));
+
+    if let Some(c) = cors {
+        if is_preflight(&req) {
+            return Ok((preflight(c, origin.as_ref()), None));
+        }
+    }
+
+    let (mut resp, counters) = match &route.action {
+        RuntimeAction::Direct { status, body } => (local(*status, body.clone()), None),
+        RuntimeAction::Redirect(r) => {
+            let location = redirect_location(r, &view);
+            let mut resp = local(
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+                Bytes::new(),
+            );
+            let location = HeaderValue::from_str(&location)
+                .map_err(|_| RequestError::new(ResponseFlag::DPE, "unrepresentable redirect"))?;
+            resp.headers_mut().insert(header::LOCATION, location);
+            (resp, None)
+        }
+        RuntimeAction::Forward(f) => {
+            let new_path = f
+                .rewrite
+                .as_ref()
+                .and_then(|rw| rw.path(view.path, hit.matched));
+            let (resp, counters) =
+                forward(shared, conn, state, route, f, req, authority, new_path).await?;
+            (resp, Some(counters))
+        }
+    };
+    route.response_headers.apply(resp.headers_mut());
+    if let (Some(c), Some(o)) = (cors, origin) {
+        add_cors(c, o, resp.headers_mut());
+    }
+    Ok((resp, counters))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward<'s>(
+    shared: &Shared,
+    conn: &ConnInfo,
+    state: &'s State,
+    route: &RuntimeRoute,
+    f: &RuntimeForward,
+    mut req: Request<Incoming>,
+    authority: HeaderValue,
+    new_path: Option<String>,
+) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
+    let ci = f.clusters.pick(shared.random.u64());
+    let cluster = &state.runtime.clusters[ci];
+    let cs = &state.clusters[ci];
+    let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
+        RequestError::new(
+            ResponseFlag::UH,
+            format!("cluster {} has no healthy endpoint", cluster.name),
+        )
+    })?;
+    let endpoint = cluster.endpoints[ei].addr;
+    let _in_flight = cs.in_flight(ei);
+
+    let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
+    let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
+    let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
+    let authority = rewritten.unwrap_or(authority);
+    route.request_headers.apply(&mut parts.headers);
+    let path_and_query = match new_path {
+        Some(p) => {
+            let pq = match parts.uri.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p,
+            };
+            PathAndQuery::try_from(pq)
+                .map_err(|_| RequestError::new(ResponseFlag::DPE, "rewritten path is invalid"))?
+        }
+        None => parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    };
+
+    let send = async {
+        match &cs.upstream {
+            Upstream::H1(client) => {
+                parts.uri = uri(Some(cs.authorities[ei].clone()), path_and_query)?;
+                parts.version = Version::HTTP_11;
+                parts.headers.insert(header::HOST, authority);
+                client
+                    .request(Request::from_parts(parts, body))
+                    .await
+                    .map_err(crate::upstream::classify_h1)
+            }
+            Upstream::H2(pool) => {
+                // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
+                parts.uri = uri(
+                    Authority::try_from(authority.as_bytes()).ok(),
+                    path_and_query,
+                )?;
+                parts.version = Version::HTTP_2;
+                parts.headers.remove(header::HOST);
+                pool.send(
+                    endpoint,
+                    cluster.connect_timeout,
+                    Request::from_parts(parts, body),
+                )
+                .await
+            }
+        }
+    };
+    let result = match f.timeout {
+        Some(t) => tokio::time::timeout(t, send)
+            .await
+            .map_err(|_| RequestError::new(ResponseFlag::UT, "upstream request timeout"))?,
+        None => send.await,
+    };
+    let mut resp = result?;
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = on_upgrade {
+            let upstream = hyper::upgrade::on(&mut resp);
+            tokio::spawn(tunnel(downstream, upstream, shared.drain.watch()));
+        }
+        headers::strip_hop_by_hop(resp.headers_mut(), true);
+    } else {
+        headers::strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    Ok((
+        resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
+        &cs.counters,
+    ))
+}
+
+fn uri(authority: Option<Authority>, pq: PathAndQuery) -> Result<Uri, RequestError> {
+    let authority =
+        authority.ok_or_else(|| RequestError::new(ResponseFlag::DPE, "invalid authority"))?;
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority)
+        .path_and_query(pq)
+        .build()
+        .map_err(|e| RequestError::new(ResponseFlag::DPE, e.to_string()))
+}
+
+/// Copies bytes both ways between an upgraded client and backend until either closes, or
+/// the drain is forced.
+async fn tunnel(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    mut drain: crate::drain::DrainWatch,
+) {
+    let (d, u) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+    tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut d, &mut u) => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "upgraded connection ended");
+            }
+        }
+        _ = drain.reached(crate::drain::Phase::Forced) => {}
+    }
+}
+
+/// `:authority` for HTTP/2 and absolute-form requests, else the Host header (an empty one if
+/// absent: only a `*` virtual host matches it). Cloning a parsed header shares its bytes.
+fn authority_of(req: &Request<Incoming>) -> Result<HeaderValue, RequestError> {
+    if let Some(a) = req.uri().authority() {
+        return HeaderValue::from_str(a.as_str())
+            .map_err(|_| RequestError::new(ResponseFlag::DPE, "invalid authority"));
+    }
+    Ok(req
+        .headers()
+        .get(header::HOST)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("")))
+}
+
+fn local(status: StatusCode, body: Bytes) -> Response<ProxyBody> {
+    let mut resp = Response::new(Full::new(body).map_err(|e| match e {}).boxed_unsync());
+    *resp.status_mut() = status;
+    resp
+}
+
+fn error_response(e: &RequestError) -> Response<ProxyBody> {
+    let mut resp = local(e.flag.status(), Bytes::from(e.body()));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+fn origin_allowed(c: &CompiledCors, origin: Option<&HeaderValue>) -> bool {
+    origin
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| c.origin_allowed(o))
+}
+
+fn is_preflight<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+fn preflight(c: &CompiledCors, origin: Option<&HeaderValue>) -> Response<ProxyBody> {
+    let mut resp = local(StatusCode::OK, Bytes::new());
+    let h = resp.headers_mut();
+    if let Some(o) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+    }
+    if let Some(v) = &c.allow_methods {
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+    }
+    if let Some(v) = &c.allow_headers {
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+    }
+    if let Some(v) = &c.max_age {
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, v.clone());
+    }
+    if c.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+fn add_cors(c: &CompiledCors, origin: HeaderValue, h: &mut http::HeaderMap) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    if let Some(v) = &c.expose_headers {
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+    }
+    if c.allow_credentials {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+}

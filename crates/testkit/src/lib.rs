@@ -1,0 +1,269 @@
+//! Test harness for the proxy: real sockets on 127.0.0.1 only.
+//!
+//! - [`Backend`]: an HTTP/1.1 + h2c server that records every request it receives and answers
+//!   with its name; `/status/N` answers N, `/slow/MS` waits first, and `Upgrade` requests get a
+//!   101 and an echo of the upgraded stream.
+//! - [`TcpEcho`]: a TCP server that answers each read with its name and the bytes.
+//! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
+//! - [`snap`]: terse builders for snapshots.
+//! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
+
+pub mod client;
+pub mod snap;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One request as a backend saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Which accepted connection carried it (1-based, in accept order).
+    pub conn: usize,
+}
+
+#[derive(Default)]
+struct Log {
+    seen: Mutex<Vec<Seen>>,
+    conns: AtomicUsize,
+}
+
+/// A recording HTTP backend. Dropping it does not stop it; tests are short-lived processes.
+#[derive(Clone)]
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    log: Arc<Log>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let addr = listener.local_addr().expect("backend addr");
+        let log = Arc::new(Log::default());
+        let backend = Backend {
+            name: name.to_string(),
+            addr,
+            log: log.clone(),
+        };
+        let name: Arc<str> = name.into();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = log.conns.fetch_add(1, Ordering::SeqCst) + 1;
+                let (log, name) = (log.clone(), name.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| respond(name.clone(), log.clone(), conn, req));
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(sock), svc)
+                        .await;
+                });
+            }
+        });
+        backend
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.log.seen.lock().expect("log").clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen().pop().expect("backend saw no request")
+    }
+
+    pub fn count(&self) -> usize {
+        self.log.seen.lock().expect("log").len()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.log.conns.load(Ordering::SeqCst)
+    }
+}
+
+async fn respond(
+    name: Arc<str>,
+    log: Arc<Log>,
+    conn: usize,
+    mut req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let upgrade = req.headers().get(http::header::UPGRADE).cloned();
+    let on_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    log.seen.lock().expect("log").push(Seen {
+        method: parts.method,
+        uri: parts.uri.clone(),
+        version: parts.version,
+        headers: parts.headers,
+        body: body.clone(),
+        conn,
+    });
+    if let (Some(proto), Some(on)) = (upgrade, on_upgrade) {
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let mut io = TokioIo::new(up);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        r.headers_mut().insert(http::header::UPGRADE, proto);
+        r.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("upgrade"),
+        );
+        return Ok(r);
+    }
+    let path = parts.uri.path();
+    let mut status = StatusCode::OK;
+    if let Some(code) = path.strip_prefix("/status/") {
+        status = code
+            .parse()
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+    }
+    if let Some(ms) = path.strip_prefix("/slow/").and_then(|m| m.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let reply = if path == "/echo" {
+        body
+    } else {
+        Bytes::from(name.to_string())
+    };
+    let mut r = Response::new(Full::new(reply));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        "x-backend",
+        http::HeaderValue::from_str(&name).expect("backend name is a header value"),
+    );
+    Ok(r)
+}
+
+/// A TCP server that answers every read with `"<name>:" + bytes`.
+pub struct TcpEcho {
+    pub addr: SocketAddr,
+}
+
+impl TcpEcho {
+    pub async fn start(name: &str) -> TcpEcho {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+        let addr = listener.local_addr().expect("echo addr");
+        let prefix = format!("{name}:").into_bytes();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let prefix = prefix.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut out = prefix.clone();
+                        out.extend_from_slice(&buf[..n]);
+                        if sock.write_all(&out).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        TcpEcho { addr }
+    }
+}
+
+/// A server that reads a little of each connection and then writes `reply` (possibly nothing)
+/// and closes: for upstream resets and protocol errors.
+pub async fn bad_upstream(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(reply).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An address on which nothing listens (bound, then released).
+pub fn closed_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A proxy under test: listeners as the snapshot says (use port 0), admin and health on free
+/// ports, seeded randomness.
+pub struct TestProxy {
+    pub handle: proxy::ProxyHandle,
+}
+
+impl TestProxy {
+    pub async fn start(snapshot: model::ProxySnapshot) -> TestProxy {
+        Self::start_with(snapshot, proxy::Limits::default()).await
+    }
+
+    pub async fn start_with(snapshot: model::ProxySnapshot, limits: proxy::Limits) -> TestProxy {
+        let config = proxy::ProxyConfig {
+            admin_addr: "127.0.0.1:0".parse().expect("addr"),
+            health_addr: "127.0.0.1:0".parse().expect("addr"),
+            limits,
+            seed: Some(7),
+        };
+        let handle = proxy::start(config, snapshot).await.expect("proxy starts");
+        TestProxy { handle }
+    }
+
+    /// Where the listener `name` accepts.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.handle
+            .listener_addr(name)
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
+    /// GET on the admin server; (status, body).
+    pub async fn admin(&self, path: &str) -> (StatusCode, String) {
+        let r = client::send(self.handle.admin_addr(), client::get("admin", path)).await;
+        (r.status, r.text())
+    }
+}
