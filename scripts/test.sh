@@ -30,4 +30,4 @@ cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast

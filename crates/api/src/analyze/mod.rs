@@ -120,3 +120,26 @@ pub fn analyze(cx: &Context<'_>) -> Vec<Message> {
     out.dedup();
     out
 }
+
+/// Checks the analyzers left out because the input holds only part of the picture (routing config
+/// without any Service or ServiceEntry, or without any DestinationRule), in words for the user.
+pub fn partial_input_notes(cx: &Context<'_>) -> Vec<&'static str> {
+    let mut notes = Vec::new();
+    if cx.virtual_services().next().is_none() {
+        return notes;
+    }
+    if cx.services().next().is_none() && cx.service_entries().next().is_none() {
+        notes.push(
+            "no Service or ServiceEntry in the input: destination hosts were not checked \
+             (add the workload descriptions to check them)",
+        );
+    }
+    let uses_subsets = cx
+        .virtual_services()
+        .flat_map(|(_, vs)| vs.http.iter().flat_map(|h| &h.route))
+        .any(|d| d.destination.as_ref().is_some_and(|d| !d.subset.is_empty()));
+    if uses_subsets && cx.destination_rules().next().is_none() {
+        notes.push("no DestinationRule in the input: subsets were not checked");
+    }
+    notes
+}

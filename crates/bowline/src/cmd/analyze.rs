@@ -52,6 +52,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     let cx = analyze::Context::new(resources.iter().collect(), others.iter().collect(), &mesh);
+    for note in analyze::partial_input_notes(&cx) {
+        eprintln!("note: {note}");
+    }
     let mut messages = analyze::analyze(&cx);
     // Documents that could not even be decoded are schema errors too.
     messages.extend(

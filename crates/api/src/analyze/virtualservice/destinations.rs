@@ -24,7 +24,16 @@ impl Analyzer for DestinationHosts {
     fn analyze(&self, cx: &Context<'_>, out: &mut Vec<Message>) {
         let services = ServiceHosts::new(cx);
         let split = subset_destinations(cx);
+        // An input with no Service and no ServiceEntry at all is routing config analysed apart
+        // from the registry (services live in the cluster or another repository): every host
+        // would be "not found", which is noise, not a finding. istioctl reads the live cluster
+        // for those; without one we say nothing about hosts rather than something false.
+        let has_registry = cx.services().next().is_some() || cx.service_entries().next().is_some();
         for (r, vs) in cx.virtual_services() {
+            unsplit_gateway_routes(r, vs, &split, out);
+            if !has_registry {
+                continue;
+            }
             let ns = r.namespace();
             let all = route_destinations(vs)
                 .into_iter()
@@ -47,7 +56,6 @@ impl Analyzer for DestinationHosts {
                     Some(s) => check_port(r, &d, s, out),
                 }
             }
-            unsplit_gateway_routes(r, vs, &split, out);
         }
     }
 }
@@ -147,6 +155,11 @@ impl Analyzer for DestinationRules {
     }
 
     fn analyze(&self, cx: &Context<'_>, out: &mut Vec<Message>) {
+        // As for hosts: with no DestinationRule in the input at all, subsets are defined
+        // elsewhere, and calling each one missing would be noise.
+        if cx.destination_rules().next().is_none() {
+            return;
+        }
         let mut subsets: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
         for (r, dr) in cx.destination_rules() {
             let (ns, name) = resource_name_of_host(r.namespace(), &dr.host);

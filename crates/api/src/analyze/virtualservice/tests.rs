@@ -120,13 +120,29 @@ fn missing_hosts_ports_and_ambiguous_ports_are_reported() {
 
 #[test]
 fn implicit_ingress_disappears_when_the_ingress_controller_is_off() {
-    let yaml = vs("e", "default", "  hosts: [e]\n  http:\n  - route:\n    - destination: {host: istio-ingressgateway.istio-system.svc.cluster.local}");
+    let yaml = [SERVICES, &vs("e", "default", "  hosts: [e]\n  http:\n  - route:\n    - destination: {host: istio-ingressgateway.istio-system.svc.cluster.local}")].concat();
     let mesh: MeshConfig =
         serde_json::from_value(serde_json::json!({"ingressControllerMode": "OFF"}))
             .expect("mesh config");
     assert_eq!(
         run_with_mesh(&DestinationHosts, &yaml, &mesh),
         vec![msg("IST0101", "VirtualService default/e")]
+    );
+}
+
+#[test]
+fn hosts_and_subsets_are_not_judged_without_any_registry_or_destination_rule() {
+    let yaml = vs(
+        "f",
+        "default",
+        "  hosts: [f]\n  http:\n  - route:\n    - destination: {host: elsewhere, subset: v1}",
+    );
+    assert_eq!(run(&DestinationHosts, &yaml), vec![]);
+    assert_eq!(run(&DestinationRules, &yaml), vec![]);
+    let with_registry = [SERVICES, &yaml].concat();
+    assert_eq!(
+        run(&DestinationHosts, &with_registry),
+        vec![msg("IST0101", "VirtualService default/f")]
     );
 }
 
