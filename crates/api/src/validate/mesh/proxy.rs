@@ -120,12 +120,6 @@ pub fn validate_proxy_config(pc: &ProxyConfig, path: &str, r: &mut Report) {
     if let Some(cs) = &pc.connection_settings {
         connection_settings(r, &p("connectionSettings"), cs);
     }
-    if let Some(rp) = &pc.readiness_probe {
-        // TODO(merge): decode as types::ReadinessProbe (WorkloadGroup).
-        if !rp.is_object() {
-            r.error(p("readinessProbe"), "readinessProbe must be a mapping");
-        }
-    }
 }
 
 /// Where the two oneofs of a proxy config are set twice. Only the user's own fields can be.
@@ -154,11 +148,6 @@ fn remote_service_shapes(r: &mut Report, path: &str, svc: &RemoteService) {
     if let Some(v) = &svc.tls_settings {
         networking::client_tls(r, &at(path, "tlsSettings"), v, "");
     }
-    networking::decode_only::<networking::TcpKeepalive>(
-        r,
-        &at(path, "tcpKeepalive"),
-        svc.tcp_keepalive.as_ref(),
-    );
 }
 
 fn tracing(r: &mut Report, path: &str, t: &Tracing) {
