@@ -154,6 +154,20 @@ pub enum ServerTlsMode {
     OptionalMutual,
 }
 
+impl ServerTlsMode {
+    /// The proto's name of the mode (`AUTO_PASSTHROUGH`), for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerTlsMode::Passthrough => "PASSTHROUGH",
+            ServerTlsMode::Simple => "SIMPLE",
+            ServerTlsMode::Mutual => "MUTUAL",
+            ServerTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
+            ServerTlsMode::IstioMutual => "ISTIO_MUTUAL",
+            ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
+        }
+    }
+}
+
 /// `ServerTLSSettings.TLSProtocol`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub enum ServerTlsProtocol {

@@ -1,12 +1,19 @@
 //! Field checks shared by several kinds, with Istio's rules and error wording: DNS names and
-//! wildcards, ports, Kubernetes labels, durations, IPs and subnets, `exportTo`, workload
-//! selectors and policy target references. Each returns `Err(message)`; the caller places it.
+//! wildcards, ports, Kubernetes labels, durations, IP and Unix socket addresses, subnets,
+//! `host:port`, `exportTo`, header names and values. The value checks return `Err(message)` for
+//! the caller to place.
+//!
+//! Also the one home of the selector and target reference checks (Istio's webhook rules together
+//! with the CRD schema's bounds) that every kind with a `selector`/`workloadSelector` or
+//! `targetRef(s)` uses: [`workload_selector`], [`alpha_workload_selector`], [`target_refs`] and
+//! [`policy_scope`]; these report into a [`Report`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{at, idx, Report};
 use crate::types::common::{Duration, PolicyTargetReference, WorkloadSelector};
+use crate::types::sidecar::SidecarWorkloadSelector;
 
 const DNS1123_LABEL_MAX: usize = 63;
 
@@ -122,10 +129,78 @@ pub fn port(p: i64) -> Result<(), String> {
     }
 }
 
+/// An IP address as Istio's `ValidateIPAddress` (Go's `netip.ParseAddr`) takes it: IPv4, or IPv6
+/// possibly with a `%zone`.
 pub fn ip_address(addr: &str) -> Result<(), String> {
-    addr.parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("{addr} is not a valid IP"))
+    if is_ip(addr) {
+        Ok(())
+    } else {
+        Err(format!("{addr} is not a valid IP"))
+    }
+}
+
+/// Go's `netip.ParseAddr`: an IPv4 or IPv6 address, IPv6 possibly with a `%zone`.
+pub fn is_ip(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    match s.split_once('%') {
+        Some((a, zone)) if !zone.is_empty() && a.contains(':') => {
+            a.parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// A Unix domain socket path (after `unix://`): absolute and not a directory, or abstract
+/// (`@name`).
+pub fn unix_address(addr: &str) -> Result<(), String> {
+    if addr.is_empty() {
+        return Err("unix address must not be empty".into());
+    }
+    if addr.starts_with('@') {
+        return Ok(());
+    }
+    if !addr.starts_with('/') || addr.ends_with('/') {
+        return Err(format!("{addr} is not an absolute path to a file"));
+    }
+    Ok(())
+}
+
+/// Go's `net.SplitHostPort`: `host:port` or `[host]:port`, with its error wording.
+pub fn split_host_port(hp: &str) -> Result<(&str, &str), String> {
+    let err = |why: &str| Err(format!("address {hp}: {why}"));
+    let Some(colon) = hp.rfind(':') else {
+        return err("missing port in address");
+    };
+    let (host, j, k) = if hp.starts_with('[') {
+        let Some(end) = hp.find(']') else {
+            return err("missing ']' in address");
+        };
+        if end + 1 == hp.len() {
+            return err("missing port in address");
+        }
+        if end + 1 != colon {
+            if hp.as_bytes()[end + 1] == b':' {
+                return err("too many colons in address");
+            }
+            return err("missing port in address");
+        }
+        (&hp[1..end], 1, end + 1)
+    } else {
+        let host = &hp[..colon];
+        if host.contains(':') {
+            return err("too many colons in address");
+        }
+        (host, 0, 0)
+    };
+    if hp[j..].contains('[') {
+        return err("unexpected '[' in address");
+    }
+    if hp[k..].contains(']') {
+        return err("unexpected ']' in address");
+    }
+    Ok((host, &hp[colon + 1..]))
 }
 
 /// `a.b.c.d/nn`, an IPv6 prefix, or a bare address.
@@ -191,40 +266,77 @@ pub fn labels(r: &mut Report, path: &str, labels: &BTreeMap<String, String>) {
     }
 }
 
-/// `selector.matchLabels`: no empty keys, no wildcards; an empty selector is a warning.
-pub fn workload_selector(r: &mut Report, path: &str, sel: Option<&WorkloadSelector>) {
-    let Some(sel) = sel else { return };
-    for (k, v) in &sel.match_labels {
+/// Istio's rules on a selector's labels: no empty keys, no wildcards. Reported at `path` (the
+/// label map).
+pub fn selector_labels(r: &mut Report, path: &str, labels: &BTreeMap<String, String>) {
+    for (k, v) in labels {
         if k.is_empty() {
             r.error(
-                at(path, "matchLabels"),
+                path,
                 format!("empty key is not supported in selector: \"{k}={v}\""),
             );
         }
         if k.contains('*') || v.contains('*') {
             r.error(
-                at(path, "matchLabels"),
+                path,
                 format!("wildcard is not supported in selector: \"{k}={v}\""),
             );
         }
     }
+}
+
+/// The CRD schema's bounds on a selector's label map: at most `max_properties` entries (4096 for
+/// `matchLabels`, 256 for networking's `labels`), values at most 63 characters.
+pub fn label_map_schema(
+    r: &mut Report,
+    path: &str,
+    labels: &BTreeMap<String, String>,
+    max_properties: usize,
+) {
+    if labels.len() > max_properties {
+        r.error(
+            path,
+            format!(
+                "Too many: {}: must have at most {max_properties} items",
+                labels.len()
+            ),
+        );
+    }
+    for (k, v) in labels {
+        if v.chars().count() > 63 {
+            r.error(
+                at(path, k),
+                format!("Too long: value of label {k:?} may not be longer than 63"),
+            );
+        }
+    }
+}
+
+/// `selector` (`istio.type.v1beta1.WorkloadSelector`): Istio's rules and the CRD's bounds on
+/// `matchLabels`; an empty selector is a warning.
+pub fn workload_selector(r: &mut Report, path: &str, sel: Option<&WorkloadSelector>) {
+    let Some(sel) = sel else { return };
+    let labels = at(path, "matchLabels");
+    selector_labels(r, &labels, &sel.match_labels);
+    label_map_schema(r, &labels, &sel.match_labels, 4096);
     if sel.match_labels.is_empty() {
         r.warning(path, "workload selector specified without labels");
     }
 }
 
+/// Networking's label-map selector (`networking.v1alpha3.WorkloadSelector` of Sidecar,
+/// ServiceEntry, EnvoyFilter): Istio's rules and the CRD's bounds on `labels`. Each kind words
+/// its own warning for an empty selector.
+pub fn alpha_workload_selector(r: &mut Report, path: &str, sel: &SidecarWorkloadSelector) {
+    let labels = at(path, "labels");
+    selector_labels(r, &labels, &sel.labels);
+    label_map_schema(r, &labels, &sel.labels, 256);
+}
+
 /// `targetRef`/`targetRefs`: a named Service, ServiceEntry, Gateway or GatewayClass in the same
 /// namespace.
 pub fn policy_target_ref(r: &mut Report, path: &str, t: &PolicyTargetReference) {
-    if t.name.is_empty() {
-        r.error(at(path, "name"), "targetRef name must be set");
-    }
-    if !t.namespace.is_empty() {
-        r.error(
-            at(path, "namespace"),
-            "targetRef namespace must not be set; cross namespace referencing is not supported",
-        );
-    }
+    policy_target_ref_name(r, path, t);
     let group = if t.group.is_empty() {
         "core"
     } else {
@@ -245,6 +357,117 @@ pub fn policy_target_ref(r: &mut Report, path: &str, t: &PolicyTargetReference) 
                  gateway.networking.k8s.io/Gateway gateway.networking.k8s.io/GatewayClass] but was {}/{}",
                 t.group, t.kind
             ),
+        );
+    }
+}
+
+/// One policy target reference: the CRD schema's rules (group a DNS subdomain, kind a name, length
+/// bounds) and, with `webhook`, Istio's [`policy_target_ref`] (EnvoyFilter's webhook does not
+/// check its targets). Where the schema already refuses the group or kind, Istio's allowed-kinds
+/// rule is not reported again.
+pub fn target_ref(r: &mut Report, path: &str, t: &PolicyTargetReference, webhook: bool) {
+    let before = r.findings.len();
+    if t.group.len() > 253 {
+        r.error(at(path, "group"), "Too long: may not be longer than 253");
+    } else if !t.group.is_empty() && !super::is_dns1123_subdomain(&t.group) {
+        r.error(
+            at(path, "group"),
+            format!(
+                "Invalid value: {:?}: group must be empty or a DNS subdomain (lower case)",
+                t.group
+            ),
+        );
+    }
+    if t.kind.is_empty() {
+        r.error(at(path, "kind"), "Required value: kind must be set");
+    } else if t.kind.len() > 63 {
+        r.error(at(path, "kind"), "Too long: may not be longer than 63");
+    } else if !is_kind_name(&t.kind) {
+        r.error(
+            at(path, "kind"),
+            format!(
+                "Invalid value: {:?}: should match '^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$'",
+                t.kind
+            ),
+        );
+    }
+    let group_kind_ok = r.findings.len() == before;
+    if t.name.len() > 253 {
+        r.error(at(path, "name"), "Too long: may not be longer than 253");
+    }
+    if webhook {
+        if group_kind_ok {
+            policy_target_ref(r, path, t);
+        } else {
+            policy_target_ref_name(r, path, t);
+        }
+        return;
+    }
+    if t.name.is_empty() {
+        r.error(at(path, "name"), "Required value: name must be set");
+    }
+    if !t.namespace.is_empty() {
+        r.error(
+            at(path, "namespace"),
+            "cross namespace referencing is not currently supported",
+        );
+    }
+}
+
+/// `targetRefs`: at most 16 (the CRD), each a [`target_ref`].
+pub fn target_refs(r: &mut Report, path: &str, refs: &[PolicyTargetReference], webhook: bool) {
+    if refs.len() > 16 {
+        r.error(
+            path,
+            format!("Too many: {}: must have at most 16 items", refs.len()),
+        );
+    }
+    for (i, t) in refs.iter().enumerate() {
+        target_ref(r, &idx(path, i), t, webhook);
+    }
+}
+
+/// Who a policy applies to (AuthorizationPolicy, RequestAuthentication, PeerAuthentication's
+/// selector, Telemetry, WasmPlugin): at most one of `spec.selector`, `spec.targetRef`,
+/// `spec.targetRefs`, each checked by Istio's webhook and the CRD schema.
+pub fn policy_scope(
+    r: &mut Report,
+    selector: Option<&WorkloadSelector>,
+    target: Option<&PolicyTargetReference>,
+    targets: &[PolicyTargetReference],
+) {
+    one_selector_kind(
+        r,
+        "spec",
+        selector.is_some(),
+        target.is_some(),
+        !targets.is_empty(),
+    );
+    workload_selector(r, "spec.selector", selector);
+    if let Some(t) = target {
+        target_ref(r, "spec.targetRef", t, true);
+    }
+    target_refs(r, "spec.targetRefs", targets, true);
+}
+
+/// A Kubernetes kind name: `^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$`.
+fn is_kind_name(kind: &str) -> bool {
+    let b = kind.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphabetic()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+/// Istio's rules on a target reference's name and namespace.
+fn policy_target_ref_name(r: &mut Report, path: &str, t: &PolicyTargetReference) {
+    if t.name.is_empty() {
+        r.error(at(path, "name"), "targetRef name must be set");
+    }
+    if !t.namespace.is_empty() {
+        r.error(
+            at(path, "namespace"),
+            "targetRef namespace must not be set; cross namespace referencing is not supported",
         );
     }
 }
@@ -447,6 +670,23 @@ mod tests {
         assert!(label_value("").is_ok());
         assert!(label_value("v1.2_x").is_ok());
         assert!(label_value("v1/").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_host_port("127.0.0.1:80"), Ok(("127.0.0.1", "80")));
+        assert_eq!(split_host_port("[::1]:80"), Ok(("::1", "80")));
+        assert_eq!(split_host_port(":80"), Ok(("", "80")));
+        assert!(split_host_port("127.0.0.1").is_err());
+        assert!(split_host_port("::1:80").is_err());
+        assert!(split_host_port("[::1]80").is_err());
+        assert!(split_host_port("[::1]").is_err());
+        assert!(unix_address("@abstract").is_ok());
+        assert!(unix_address("/var/run/sock").is_ok());
+        assert!(unix_address("relative").is_err());
+        assert!(unix_address("/dir/").is_err());
+        assert!(is_ip("fe80::1%eth0"));
+        assert!(!is_ip("1.2.3.4%eth0"));
     }
 
     #[test]

@@ -378,42 +378,7 @@ pub fn proxy_address(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Go's `net.SplitHostPort`.
-pub fn split_host_port(addr: &str) -> Result<(&str, &str), String> {
-    let fail = |why: &str| Err(format!("address {addr}: {why}"));
-    let Some(i) = addr.rfind(':') else {
-        return fail("missing port in address");
-    };
-    let (host, j, k) = if addr.starts_with('[') {
-        let Some(end) = addr.find(']') else {
-            return fail("missing ']' in address");
-        };
-        if end + 1 == addr.len() {
-            return fail("missing port in address");
-        }
-        if end + 1 != i {
-            return fail(if addr.as_bytes()[end + 1] == b':' {
-                "too many colons in address"
-            } else {
-                "missing port in address"
-            });
-        }
-        (&addr[1..end], 1, end + 1)
-    } else {
-        let host = &addr[..i];
-        if host.contains(':') {
-            return fail("too many colons in address");
-        }
-        (host, 0, 0)
-    };
-    if addr[j..].contains('[') {
-        return fail("unexpected '[' in address");
-    }
-    if addr[k..].contains(']') {
-        return fail("unexpected ']' in address");
-    }
-    Ok((host, &addr[i + 1..]))
-}
+pub use super::super::fields::split_host_port;
 
 /// Go's `time.Duration.String` (`1h0m0s`, `1.5s`, `300ms`), for messages that quote Istio's.
 pub fn go_duration(nanos: i128) -> String {

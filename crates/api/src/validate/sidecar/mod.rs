@@ -1,13 +1,14 @@
-//! Validation of Sidecar: Istio's `ValidateSidecar` and the CRD schema. Port, protocol and
-//! address helpers shared with ServiceEntry are in [`ports`]; server TLS options in [`tls`].
+//! Validation of Sidecar: Istio's `ValidateSidecar` and the CRD schema. Port name and protocol
+//! checks shared with ServiceEntry are in [`ports`]; server TLS options (Gateway's checks) in
+//! [`tls`]; the label selector check is the shared [`fields::alpha_workload_selector`].
 
 pub mod ports;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::destination_rule::subset_name;
 use super::destination_rule::traffic_policy::connection_pool;
-use super::destination_rule::{match_labels_schema, subset_name};
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
 use crate::types::sidecar::*;
@@ -107,27 +108,7 @@ fn has_new_errors(r: &Report, before: usize) -> bool {
         .any(|f| f.severity == super::Severity::Error)
 }
 
-/// Networking's label-map selector (Sidecar, ServiceEntry): Istio's `ValidateAlphaWorkloadSelector`
-/// errors plus the CRD's limits (256 labels, values up to 63 characters without `*`). The
-/// "no labels" warning is worded by the caller.
-pub fn alpha_workload_selector(r: &mut Report, path: &str, sel: &SidecarWorkloadSelector) {
-    let lp = at(path, "labels");
-    for (k, v) in &sel.labels {
-        if k.is_empty() {
-            r.error(
-                &lp,
-                format!("empty key is not supported in selector: \"{k}={v}\""),
-            );
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                &lp,
-                format!("wildcard is not supported in selector: \"{k}={v}\""),
-            );
-        }
-    }
-    match_labels_schema(r, &lp, &sel.labels, 256);
-}
+pub use super::fields::alpha_workload_selector;
 
 fn ingress_listener(
     r: &mut Report,
@@ -172,13 +153,13 @@ fn ingress_listener(
                 "sidecar: subjectAltNames is not supported in ingress tls",
             );
         }
-        if t.https_redirect {
+        if t.https_redirect == Some(true) {
             r.error(
                 at(&tp, "httpsRedirect"),
                 "sidecar: httpsRedirect is not supported",
             );
         }
-        if !t.credential_name.is_empty() {
+        if t.credential_name.as_deref().is_some_and(|n| !n.is_empty()) {
             r.error(
                 at(&tp, "credentialName"),
                 "sidecar: credentialName is not currently supported",
