@@ -430,14 +430,8 @@ fn go_list(set: &BTreeSet<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::{load_str, Decoded, Report};
-
-    fn check(yaml: &str) -> Report {
-        match load_str("t.yaml", yaml).into_iter().next() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            other => panic!("not decoded: {other:?}"),
-        }
-    }
+    use crate::validate::testutil::{assert_error, assert_valid, check};
+    use crate::{load_str, Decoded};
 
     /// A gateway with one server; `server` is the YAML of the server's fields.
     fn gateway(name: &str, server: &str) -> String {
@@ -445,28 +439,6 @@ mod tests {
         format!(
             "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  selector:\n    istio: ingressgateway\n  servers:\n  - {server}\n"
         )
-    }
-
-    fn errors(r: &Report) -> Vec<String> {
-        r.errors()
-            .map(|f| format!("{}: {}", f.path, f.message))
-            .collect()
-    }
-
-    fn assert_error(yaml: &str, path: &str, needle: &str) {
-        let r = check(yaml);
-        assert!(
-            r.errors()
-                .any(|f| f.path == path && f.message.contains(needle)),
-            "want {path}: {needle}; got {:?}",
-            errors(&r)
-        );
-    }
-
-    fn assert_valid(yaml: &str) -> Report {
-        let r = check(yaml);
-        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
-        r
     }
 
     const HTTPS: &str = "

@@ -54,25 +54,14 @@ pub fn subset_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::validate::testutil::report;
     use crate::validate::Report;
-    use crate::{load_str, Decoded};
 
     fn run(spec: &str) -> Report {
         let doc = format!(
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: r\n  namespace: ns\nspec:\n{spec}"
         );
-        let mut out = load_str("t.yaml", &doc);
-        match out.pop() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            Some(Decoded::Invalid(p)) => {
-                let mut r = Report::default();
-                for p in p {
-                    r.error(p.path, p.message);
-                }
-                r
-            }
-            _ => panic!("no resource"),
-        }
+        report(&doc)
     }
 
     fn errors(spec: &str) -> Vec<String> {

@@ -480,30 +480,14 @@ pub fn locality_lb_setting(
         r.check(at(&dp, "to"), localities(&dests));
     }
     r.check(at(path, "distribute"), localities(&sources));
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && outlier.is_none() {
-        r.warning(
-            path,
-            "outlier detection policy must be provided for failover",
-        );
-    }
-    for (i, f) in lb.failover.iter().enumerate() {
-        let fp = idx(&at(path, "failover"), i);
-        if f.from == f.to {
-            r.error(
-                &fp,
-                "locality lb failover settings must specify different regions",
-            );
-        }
-        if f.from.contains('/') || f.to.contains('/') {
-            r.error(&fp, "locality lb failover only specify region");
-        }
-        if f.from.contains('*') || f.to.contains('*') {
-            r.error(
-                &fp,
-                "locality lb failover region should not contain '*' wildcard",
-            );
-        }
-    }
+    failover(
+        r,
+        path,
+        (&lb.failover, &lb.failover_priority),
+        outlier,
+        "locality lb",
+        "locality lb failover only specify region",
+    );
 }
 
 /// Zone-aware load balancing: Istio's webhook rules (the CRD's bound on `minClusterSize` is
@@ -522,27 +506,48 @@ pub fn zone_aware_lb_setting(
             );
         }
     }
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && outlier.is_none() {
+    failover(
+        r,
+        path,
+        (&lb.failover, &lb.failover_priority),
+        outlier,
+        "zone aware lb",
+        "zone aware lb failover only specifies region; zone and subzone failover are handled automatically",
+    );
+}
+
+/// The failover rules locality and zone-aware load balancing share: failover wants an outlier
+/// detection (a warning), and each entry names two different regions, without zones or
+/// wildcards. `lb` and `region_only` word Istio's messages for the setting.
+fn failover(
+    r: &mut Report,
+    path: &str,
+    (list, priority): (&[LocalityFailover], &[String]),
+    outlier: Option<&OutlierDetection>,
+    lb: &str,
+    region_only: &str,
+) {
+    if (!list.is_empty() || !priority.is_empty()) && outlier.is_none() {
         r.warning(
             path,
             "outlier detection policy must be provided for failover",
         );
     }
-    for (i, f) in lb.failover.iter().enumerate() {
+    for (i, f) in list.iter().enumerate() {
         let fp = idx(&at(path, "failover"), i);
         if f.from == f.to {
             r.error(
                 &fp,
-                "zone aware lb failover settings must specify different regions",
+                format!("{lb} failover settings must specify different regions"),
             );
         }
         if f.from.contains('/') || f.to.contains('/') {
-            r.error(&fp, "zone aware lb failover only specifies region; zone and subzone failover are handled automatically");
+            r.error(&fp, region_only);
         }
         if f.from.contains('*') || f.to.contains('*') {
             r.error(
                 &fp,
-                "zone aware lb failover region should not contain '*' wildcard",
+                format!("{lb} failover region should not contain '*' wildcard"),
             );
         }
     }

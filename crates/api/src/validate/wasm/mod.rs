@@ -178,14 +178,7 @@ fn validate_match(r: &mut Report, path: &str, selectors: &[WasmTrafficSelector])
 
 #[cfg(test)]
 mod tests {
-    use crate::{load_str, Decoded, Report};
-
-    fn check(yaml: &str) -> Report {
-        match load_str("t.yaml", yaml).into_iter().next() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            other => panic!("not decoded: {other:?}"),
-        }
-    }
+    use crate::validate::testutil::{assert_error, assert_valid};
 
     /// A WasmPlugin with `spec` (YAML, indented by two) after a valid `url`.
     fn plugin(spec: &str) -> String {
@@ -193,27 +186,6 @@ mod tests {
             "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  url: oci://ghcr.io/acme/filter:1.0\n{}\n",
             spec.trim_matches('\n')
         )
-    }
-
-    fn errors(r: &Report) -> Vec<String> {
-        r.errors()
-            .map(|f| format!("{}: {}", f.path, f.message))
-            .collect()
-    }
-
-    fn assert_error(yaml: &str, path: &str, needle: &str) {
-        let r = check(yaml);
-        assert!(
-            r.errors()
-                .any(|f| f.path == path && f.message.contains(needle)),
-            "want {path}: {needle}; got {:?}",
-            errors(&r)
-        );
-    }
-
-    fn assert_valid(yaml: &str) {
-        let r = check(yaml);
-        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
     }
 
     #[test]
