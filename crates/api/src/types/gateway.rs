@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::is_default;
+
 /// A load balancer at the mesh edge: which proxies (`selector`) listen on which ports (`servers`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -182,8 +184,4 @@ pub enum ServerTlsProtocol {
     TlsV1_2,
     #[serde(rename = "TLSV1_3")]
     TlsV1_3,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+pub(crate) use super::common::is_default;
 use super::common::Duration;
 use super::destination_rule::{
     ClientTlsSettings, ConnectionPoolSettings, LocalityLoadBalancerSetting, OutlierDetection,
@@ -35,11 +36,6 @@ pub mod proxy;
 pub use load::{load_mesh_config, read_mesh_config, LoadedMesh};
 pub use providers::*;
 pub use proxy::*;
-
-/// `skip_serializing_if` for proto3 scalars: the zero value is not written.
-pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
 
 /// `istio.mesh.v1alpha1.MeshConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -1,5 +1,6 @@
 //! Istio's `ValidateMeshConfigProxyConfig`: the proxy config in effect (MeshConfig's
-//! `defaultConfig` merged over Istio's defaults), plus the address and duration helpers it uses.
+//! `defaultConfig` merged over Istio's defaults), plus the address and duration helpers it uses
+//! (`split_host_port` is the shared one of `fields`, re-exported).
 
 use super::super::{at, fields, Report};
 use super::{networking, oneof};
