@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sidecar::ports::{is_ip, port_name, unix_address};
+use super::fields::{is_ip, unix_address};
+use super::sidecar::ports::port_name;
 use super::{at, fields, Report};
 use crate::meta::ObjectMeta;
 use crate::types::workload::*;

@@ -139,7 +139,7 @@ fn tunnel(r: &mut Report, path: &str, t: &TunnelSettings) {
     }
     if let (Err(fqdn), Err(ip)) = (
         fields::fqdn(&t.target_host),
-        super::super::sidecar::ports::ip_address(&t.target_host),
+        fields::ip_address(&t.target_host),
     ) {
         r.error(
             at(path, "targetHost"),

@@ -11,14 +11,14 @@ use super::destination_rule::subset_name;
 use super::destination_rule::traffic_policy::connection_pool;
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
+use crate::protocol::Protocol;
 use crate::types::sidecar::*;
-use ports::Protocol;
 
 pub fn validate(meta: &ObjectMeta, spec: &Sidecar, r: &mut Report) {
     let namespace = meta.namespace_or_default();
     if let Some(sel) = &spec.workload_selector {
         let before = r.findings.len();
-        alpha_workload_selector(r, "spec.workloadSelector", sel);
+        fields::alpha_workload_selector(r, "spec.workloadSelector", sel);
         if has_new_errors(r, before) {
             // Istio stops at a bad selector.
             return;
@@ -133,7 +133,7 @@ fn ingress_listener(
     r.check(at(&pp, "protocol"), ports::protocol(&p.protocol));
     r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
     if !l.bind.is_empty() {
-        r.check(at(path, "bind"), ports::ip_address(&l.bind));
+        r.check(at(path, "bind"), fields::ip_address(&l.bind));
     }
     if !ports.insert(p.number) {
         r.error(
@@ -215,10 +215,10 @@ fn ingress_listener(
 /// `127.0.0.1:PORT`, `0.0.0.0:PORT`, `[::1]:PORT`, `[::]:PORT`, `:PORT` or `unix://PATH`.
 fn default_endpoint(r: &mut Report, path: &str, ep: &str) {
     if let Some(uds) = ep.strip_prefix("unix://") {
-        r.check(path, ports::unix_address(uds));
+        r.check(path, fields::unix_address(uds));
         return;
     }
-    let (host, port) = match ports::split_host_port(ep) {
+    let (host, port) = match fields::split_host_port(ep) {
         Ok(hp) => hp,
         Err(e) => {
             r.error(path, e);
@@ -259,7 +259,7 @@ fn egress_port_bind_capture(
                 at(path, "bind"),
                 "sidecar: ports with 0 value must have a unix domain socket bind address",
             ),
-            Some(uds) => r.check(at(path, "bind"), ports::unix_address(uds)),
+            Some(uds) => r.check(at(path, "bind"), fields::unix_address(uds)),
         }
         if !matches!(capture, CaptureMode::Default | CaptureMode::None) {
             r.error(
@@ -270,7 +270,7 @@ fn egress_port_bind_capture(
     } else {
         r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
         if !bind.is_empty() {
-            r.check(at(path, "bind"), ports::ip_address(bind));
+            r.check(at(path, "bind"), fields::ip_address(bind));
         }
     }
 }
