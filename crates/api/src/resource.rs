@@ -524,7 +524,7 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, (String, String)>
 }
 
 /// serde's messages name Rust types; say what a YAML author would.
-fn clean_serde_message(m: &str) -> String {
+pub(crate) fn clean_serde_message(m: &str) -> String {
     m.replace("expected u32", "expected a non-negative integer (uint32)")
         .replace("expected i32", "expected an integer (int32)")
         .replace("expected u64", "expected a non-negative integer")

@@ -154,6 +154,11 @@ pub struct PolicyTargetReference {
     pub namespace: String,
 }
 
+/// `skip_serializing_if` for proto3 scalars and enums: the zero value is not written.
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,13 +64,9 @@ pub struct PortTrafficPolicy {
     pub tls: Option<ClientTlsSettings>,
 }
 
-/// `istio.networking.v1alpha3.PortSelector`: a port by number.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PolicyPortSelector {
-    #[serde(default)]
-    pub number: u32,
-}
+/// `istio.networking.v1alpha3.PortSelector`: the VirtualService type, under the name DestinationRule
+/// code has used.
+pub use super::virtual_service::PortSelector as PolicyPortSelector;
 
 /// Tunnel the connection through a proxy (HTTP CONNECT or POST) instead of connecting directly.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

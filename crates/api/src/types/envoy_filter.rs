@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::PolicyTargetReference;
+use super::common::{is_default, PolicyTargetReference};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -28,14 +28,9 @@ pub struct EnvoyFilter {
     pub priority: Option<i32>,
 }
 
-/// `networking.v1alpha3.WorkloadSelector` (shared with Sidecar): a plain `labels` map, unlike
-/// the `matchLabels` of `istio.type.v1beta1.WorkloadSelector`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EnvoyFilterWorkloadSelector {
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
+/// `networking.v1alpha3.WorkloadSelector`: a plain `labels` map, unlike the `matchLabels` of
+/// `istio.type.v1beta1.WorkloadSelector`. One type with Sidecar's.
+pub use super::sidecar::SidecarWorkloadSelector as EnvoyFilterWorkloadSelector;
 
 /// One patch: what kind of object, which ones, and what to do to them.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -333,8 +328,4 @@ pub enum PatchFilterClass {
     Authn,
     Authz,
     Stats,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }

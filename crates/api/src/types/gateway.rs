@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::common::is_default;
+
 /// A load balancer at the mesh edge: which proxies (`selector`) listen on which ports (`servers`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -154,6 +156,20 @@ pub enum ServerTlsMode {
     OptionalMutual,
 }
 
+impl ServerTlsMode {
+    /// The proto's name of the mode (`AUTO_PASSTHROUGH`), for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerTlsMode::Passthrough => "PASSTHROUGH",
+            ServerTlsMode::Simple => "SIMPLE",
+            ServerTlsMode::Mutual => "MUTUAL",
+            ServerTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
+            ServerTlsMode::IstioMutual => "ISTIO_MUTUAL",
+            ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
+        }
+    }
+}
+
 /// `ServerTLSSettings.TLSProtocol`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub enum ServerTlsProtocol {
@@ -168,8 +184,4 @@ pub enum ServerTlsProtocol {
     TlsV1_2,
     #[serde(rename = "TLSV1_3")]
     TlsV1_3,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }

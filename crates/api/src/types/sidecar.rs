@@ -1,12 +1,13 @@
 //! Sidecar (`networking.istio.io`): the listeners and reachable hosts of the proxies it selects.
 //! Also owns networking's label-map `WorkloadSelector` ([`SidecarWorkloadSelector`]), which
-//! ServiceEntry uses too.
+//! ServiceEntry and EnvoyFilter use too. Ingress TLS settings are Gateway's `ServerTlsSettings`
+//! and the egress proxy is VirtualService's `Destination`, re-exported under Sidecar's names.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::destination_rule::{ConnectionPoolSettings, PolicyPortSelector};
+use super::destination_rule::ConnectionPoolSettings;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -28,7 +29,7 @@ pub struct Sidecar {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SidecarWorkloadSelector {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -110,107 +111,12 @@ pub enum OutboundMode {
     AllowAny,
 }
 
-/// `istio.networking.v1alpha3.Destination` as `egressProxy` uses it (the lead will merge this with
-/// VirtualService's `Destination`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EgressProxyDestination {
-    #[serde(default)]
-    pub host: String,
-    #[serde(default)]
-    pub subset: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<PolicyPortSelector>,
-}
+/// `istio.networking.v1alpha3.Destination` (`egressProxy`): the VirtualService type.
+pub use super::virtual_service::Destination as EgressProxyDestination;
 
-/// `istio.networking.v1alpha3.ServerTLSSettings`, as a Sidecar ingress listener carries it (the
-/// lead will merge this with Gateway's copy).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct IngressServerTlsSettings {
-    #[serde(default)]
-    pub https_redirect: bool,
-    #[serde(default)]
-    pub mode: IngressTlsMode,
-    #[serde(default)]
-    pub server_certificate: String,
-    #[serde(default)]
-    pub private_key: String,
-    #[serde(default)]
-    pub ca_certificates: String,
-    #[serde(default)]
-    pub ca_crl: String,
-    #[serde(default)]
-    pub credential_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_names: Option<Vec<String>>,
-    #[serde(default)]
-    pub ca_cert_credential_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_certificates: Option<Vec<IngressTlsCertificate>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subject_alt_names: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify_certificate_spki: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify_certificate_hash: Vec<String>,
-    #[serde(default)]
-    pub min_protocol_version: IngressTlsProtocol,
-    #[serde(default)]
-    pub max_protocol_version: IngressTlsProtocol,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cipher_suites: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub insecure_skip_verify: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct IngressTlsCertificate {
-    #[serde(default)]
-    pub server_certificate: String,
-    #[serde(default)]
-    pub private_key: String,
-    #[serde(default)]
-    pub ca_certificates: String,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum IngressTlsMode {
-    #[default]
-    Passthrough,
-    Simple,
-    Mutual,
-    AutoPassthrough,
-    IstioMutual,
-    OptionalMutual,
-}
-
-impl IngressTlsMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            IngressTlsMode::Passthrough => "PASSTHROUGH",
-            IngressTlsMode::Simple => "SIMPLE",
-            IngressTlsMode::Mutual => "MUTUAL",
-            IngressTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
-            IngressTlsMode::IstioMutual => "ISTIO_MUTUAL",
-            IngressTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub enum IngressTlsProtocol {
-    #[default]
-    #[serde(rename = "TLS_AUTO")]
-    TlsAuto,
-    #[serde(rename = "TLSV1_0")]
-    TlsV1_0,
-    #[serde(rename = "TLSV1_1")]
-    TlsV1_1,
-    #[serde(rename = "TLSV1_2")]
-    TlsV1_2,
-    #[serde(rename = "TLSV1_3")]
-    TlsV1_3,
-}
+/// `istio.networking.v1alpha3.ServerTLSSettings` on a Sidecar ingress listener: Gateway's types,
+/// under the names Sidecar code has used.
+pub use super::gateway::{
+    ServerTlsCertificate as IngressTlsCertificate, ServerTlsMode as IngressTlsMode,
+    ServerTlsProtocol as IngressTlsProtocol, ServerTlsSettings as IngressServerTlsSettings,
+};

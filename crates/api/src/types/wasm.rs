@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::common::{PolicyTargetReference, WorkloadSelector};
+use super::common::{is_default, PolicyTargetReference, WorkloadSelector};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -157,8 +157,4 @@ pub enum EnvValueSource {
     Inline,
     /// The proxy's own environment variable of that name.
     Host,
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
 }

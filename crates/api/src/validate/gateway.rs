@@ -1,6 +1,7 @@
 //! Validation of `Gateway`: Istio's `ValidateGateway` (servers, hosts, ports, binds, TLS
 //! options, unique port names) plus the CRD schema's required fields, list bounds and CEL rules
-//! on `tls`.
+//! on `tls`. The server TLS checks ([`validate_tls_options`]) are shared with Sidecar ingress
+//! listeners, which carry the same `ServerTLSSettings`.
 
 use std::collections::BTreeSet;
 
@@ -31,58 +32,9 @@ pub const VALID_CIPHER_SUITES: [&str; 15] = [
     "DES-CBC3-SHA",
 ];
 
-/// Istio's port protocols, parsed ignoring case as Istio does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Grpc,
-    GrpcWeb,
-    Http,
-    HttpProxy,
-    Http2,
-    Https,
-    Tls,
-    Mongo,
-    Redis,
-    Mysql,
-    Unsupported,
-}
-
-impl Protocol {
-    pub fn parse(s: &str) -> Protocol {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            "grpc" => Protocol::Grpc,
-            "grpc-web" => Protocol::GrpcWeb,
-            "http" => Protocol::Http,
-            "http_proxy" => Protocol::HttpProxy,
-            "http2" => Protocol::Http2,
-            "https" => Protocol::Https,
-            "tls" => Protocol::Tls,
-            "mongo" => Protocol::Mongo,
-            "redis" => Protocol::Redis,
-            "mysql" => Protocol::Mysql,
-            _ => Protocol::Unsupported,
-        }
-    }
-    /// Carried over HTTP (1.1 or 2).
-    pub fn is_http(self) -> bool {
-        matches!(
-            self,
-            Protocol::Http
-                | Protocol::Http2
-                | Protocol::HttpProxy
-                | Protocol::Grpc
-                | Protocol::GrpcWeb
-        )
-    }
-    /// Carried inside TLS.
-    pub fn is_tls(self) -> bool {
-        matches!(self, Protocol::Https | Protocol::Tls)
-    }
-}
+/// Port protocols: the one notion of [`crate::protocol`] (a Gateway port accepts the same names
+/// as a Sidecar's, Istio's `protocol.Parse`).
+pub use crate::protocol::Protocol;
 
 /// Whether Istio takes a cipher suite name: a known suite, `ALL`, empty, or an expression that
 /// starts with an operator (`-`, `+`, `!`...), which is passed through unparsed.
@@ -204,7 +156,7 @@ pub fn validate_server_port(r: &mut Report, path: &str, port: Option<&Port>, bin
     };
     let before = r.errors().count();
     let protocol = s(&port.protocol);
-    if Protocol::parse(protocol) == Protocol::Unsupported {
+    if Protocol::parse(protocol) == Protocol::Unknown {
         r.error(
             at(path, "protocol"),
             format!("invalid protocol {protocol:?}, supported protocols are HTTP, HTTP2, GRPC, GRPC-WEB, MONGO, REDIS, MYSQL, TCP"),
@@ -248,19 +200,7 @@ pub fn validate_server_bind(r: &mut Report, server_path: &str, port: Option<&Por
     }
 }
 
-/// A Unix domain socket path: absolute and not a directory, or abstract (`@name`).
-pub fn unix_address(addr: &str) -> Result<(), String> {
-    if addr.is_empty() {
-        return Err("unix address must not be empty".into());
-    }
-    if addr.starts_with('@') {
-        return Ok(());
-    }
-    if !addr.starts_with('/') || addr.ends_with('/') {
-        return Err(format!("{addr} is not an absolute path to a file"));
-    }
-    Ok(())
-}
+pub use super::fields::unix_address;
 
 /// Server TLS settings: Istio's `validateTLSOptions` and the schema's bounds and CEL rules.
 pub fn validate_tls_options(r: &mut Report, path: &str, tls: &ServerTlsSettings) {
@@ -359,7 +299,7 @@ pub fn validate_tls_options(r: &mut Report, path: &str, tls: &ServerTlsSettings)
             at(path, "mode"),
             format!(
                 "{} mode does not use certificates, they will be ignored",
-                mode_name(tls.mode)
+                tls.mode.name()
             ),
         );
     }
@@ -483,17 +423,6 @@ fn validate_tls_schema(r: &mut Report, path: &str, tls: &ServerTlsSettings) {
     }
 }
 
-fn mode_name(mode: ServerTlsMode) -> &'static str {
-    match mode {
-        ServerTlsMode::Passthrough => "PASSTHROUGH",
-        ServerTlsMode::Simple => "SIMPLE",
-        ServerTlsMode::Mutual => "MUTUAL",
-        ServerTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
-        ServerTlsMode::IstioMutual => "ISTIO_MUTUAL",
-        ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
-    }
-}
-
 /// A sorted set as Go prints a string slice: `[a b c]`.
 fn go_list(set: &BTreeSet<&str>) -> String {
     format!("[{}]", set.iter().copied().collect::<Vec<_>>().join(" "))
@@ -501,14 +430,8 @@ fn go_list(set: &BTreeSet<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::{load_str, Decoded, Report};
-
-    fn check(yaml: &str) -> Report {
-        match load_str("t.yaml", yaml).into_iter().next() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            other => panic!("not decoded: {other:?}"),
-        }
-    }
+    use crate::validate::testutil::{assert_error, assert_valid, check};
+    use crate::{load_str, Decoded};
 
     /// A gateway with one server; `server` is the YAML of the server's fields.
     fn gateway(name: &str, server: &str) -> String {
@@ -516,28 +439,6 @@ mod tests {
         format!(
             "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: {name}\n  namespace: ns\nspec:\n  selector:\n    istio: ingressgateway\n  servers:\n  - {server}\n"
         )
-    }
-
-    fn errors(r: &Report) -> Vec<String> {
-        r.errors()
-            .map(|f| format!("{}: {}", f.path, f.message))
-            .collect()
-    }
-
-    fn assert_error(yaml: &str, path: &str, needle: &str) {
-        let r = check(yaml);
-        assert!(
-            r.errors()
-                .any(|f| f.path == path && f.message.contains(needle)),
-            "want {path}: {needle}; got {:?}",
-            errors(&r)
-        );
-    }
-
-    fn assert_valid(yaml: &str) -> Report {
-        let r = check(yaml);
-        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
-        r
     }
 
     const HTTPS: &str = "

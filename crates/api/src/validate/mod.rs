@@ -7,6 +7,8 @@
 //! file lines with the document's positions.
 
 pub mod fields;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::fmt;
 

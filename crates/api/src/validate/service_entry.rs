@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use super::sidecar::alpha_workload_selector;
-use super::sidecar::ports::{self, is_ip, Protocol};
+use super::fields::is_ip;
+use super::sidecar::ports;
 use super::workload::{endpoint_ports, entry_schema, workload_entry};
 use super::{at, fields, idx, Report, Severity};
 use crate::meta::ObjectMeta;
+use crate::protocol::Protocol;
 use crate::types::service_entry::*;
 
 /// Opting a ServiceEntry out of automatic VIP allocation.
@@ -19,7 +20,7 @@ pub fn validate(meta: &ObjectMeta, spec: &ServiceEntry, r: &mut Report) {
 
     if let Some(sel) = &spec.workload_selector {
         let before = r.findings.len();
-        alpha_workload_selector(r, "spec.workloadSelector", sel);
+        fields::alpha_workload_selector(r, "spec.workloadSelector", sel);
         if r.findings[before..]
             .iter()
             .any(|f| f.severity == Severity::Error)
@@ -65,7 +66,7 @@ pub fn validate(meta: &ObjectMeta, spec: &ServiceEntry, r: &mut Report) {
         if a.matches('/').count() == 1 {
             r.check(idx("spec.addresses", i), fields::ip_subnet(a));
         } else {
-            r.check(idx("spec.addresses", i), ports::ip_address(a));
+            r.check(idx("spec.addresses", i), fields::ip_address(a));
         }
     }
     if cidr

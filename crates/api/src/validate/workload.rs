@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::sidecar::ports::{is_ip, port_name, unix_address};
+use super::fields::{is_ip, unix_address};
+use super::sidecar::ports::port_name;
 use super::{at, fields, Report};
 use crate::meta::ObjectMeta;
 use crate::types::workload::*;
@@ -294,24 +295,14 @@ fn probe_header_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::validate::testutil::report;
     use crate::validate::Report;
-    use crate::{load_str, Decoded};
 
     fn run(kind: &str, spec: &str) -> Report {
         let doc = format!(
             "apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata:\n  name: w\n  namespace: ns\nspec:\n{spec}"
         );
-        match load_str("t.yaml", &doc).pop() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            Some(Decoded::Invalid(p)) => {
-                let mut r = Report::default();
-                for p in p {
-                    r.error(p.path, p.message);
-                }
-                r
-            }
-            _ => panic!("no resource"),
-        }
+        report(&doc)
     }
 
     fn bad(kind: &str, spec: &str, needle: &str) {

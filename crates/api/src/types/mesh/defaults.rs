@@ -3,8 +3,6 @@
 //! (`ApplyMeshConfig`), and accessors that answer with the value in effect so that consumers never
 //! re-implement a default.
 
-use serde_json::{json, Value};
-
 use super::*;
 
 pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
@@ -145,7 +143,10 @@ impl ProxyConfig {
     }
     /// `image.imageType`, empty when unset (the injector then uses its global variant).
     pub fn image_type(&self) -> &str {
-        self.image.as_ref().map_or("", |i| i.image_type.as_str())
+        self.image
+            .as_ref()
+            .and_then(|i| i.image_type.as_deref())
+            .unwrap_or("")
     }
     /// Percent of requests traced, as pilot computes it: `tracing.sampling` when set (values
     /// over 100 fall back to 1.0), else [`DEFAULT_TRACE_SAMPLING`].
@@ -180,7 +181,7 @@ impl MeshConfig {
             inbound_traffic_policy: Some(InboundTrafficPolicy {
                 mode: InboundTrafficPolicyMode::Passthrough,
             }),
-            locality_lb_setting: Some(json!({"enabled": true})),
+            locality_lb_setting: Some(default_locality_lb_setting()),
             default_config: Some(ProxyConfig::istio_default()),
             root_namespace: Some(DEFAULT_ROOT_NAMESPACE.into()),
             proxy_listen_port: Some(DEFAULT_PROXY_LISTEN_PORT),
@@ -347,11 +348,10 @@ impl MeshConfig {
         export_to_or_public(&self.default_destination_rule_export_to)
     }
     /// The mesh-wide locality LB setting (`{"enabled": true}` when unset).
-    // TODO(merge): return types::LocalityLoadBalancerSetting.
-    pub fn locality_lb_setting(&self) -> Value {
+    pub fn locality_lb_setting(&self) -> LocalityLoadBalancerSetting {
         self.locality_lb_setting
             .clone()
-            .unwrap_or_else(|| json!({"enabled": true}))
+            .unwrap_or_else(default_locality_lb_setting)
     }
     /// `defaultConfig` merged over Istio's default proxy config.
     pub fn proxy_config(&self) -> ProxyConfig {
@@ -413,4 +413,12 @@ fn builtin_providers() -> Vec<ExtensionProvider> {
             ..Default::default()
         },
     ]
+}
+
+/// Istio's default locality LB setting: enabled, nothing else set.
+fn default_locality_lb_setting() -> LocalityLoadBalancerSetting {
+    LocalityLoadBalancerSetting {
+        enabled: Some(true),
+        ..Default::default()
+    }
 }

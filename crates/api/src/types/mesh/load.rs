@@ -9,8 +9,9 @@
 use serde_json::Value;
 
 use super::MeshConfig;
-use crate::resource::Problem;
+use crate::resource::{clean_serde_message, Problem};
 use crate::source::{parse_stream, Positions, RawDocument};
+use crate::types::destination_rule::ZoneAwareLoadBalancerSetting;
 use crate::validate::{Report, Severity};
 
 const RESOURCE: &str = "MeshConfig";
@@ -242,7 +243,7 @@ fn decode(file: &str, value: Value, lines: LineMap) -> Result<LoadedMesh, Vec<Pr
                 file: file.to_string(),
                 line: loaded.line_of(&path),
                 resource: Some(RESOURCE.into()),
-                message: serde_message(&e.inner().to_string()),
+                message: clean_serde_message(&e.inner().to_string()),
                 path,
                 severity: Severity::Error,
             }])
@@ -250,14 +251,26 @@ fn decode(file: &str, value: Value, lines: LineMap) -> Result<LoadedMesh, Vec<Pr
     }
 }
 
-/// serde's messages name Rust types; say what a YAML author would.
-// TODO(merge): share resource.rs's clean_serde_message instead.
-pub(crate) fn serde_message(m: &str) -> String {
-    m.replace("expected u32", "expected a non-negative integer (uint32)")
-        .replace("expected i32", "expected an integer (int32)")
-        .replace("expected u64", "expected a non-negative integer")
-        .replace("expected i64", "expected an integer")
-        .replace("expected f64", "expected a number")
-        .replace("a sequence", "a list")
-        .replace("expected a map", "expected a mapping")
+/// `zoneAwareLbSetting`, read as jsonpb reads it: `minClusterSize` (a uint64) may also be a
+/// string of digits. The rest decodes as the DestinationRule message does.
+pub(super) fn zone_aware_lb<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ZoneAwareLoadBalancerSetting>, D::Error> {
+    use serde::de::Error;
+    use serde::Deserialize;
+    let Some(mut v) = Option::<Value>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(size) = v.get_mut("minClusterSize") {
+        if let Some(n) = size.as_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+            *size = Value::from(n);
+        }
+    }
+    serde_path_to_error::deserialize(&v).map(Some).map_err(|e| {
+        let inner = clean_serde_message(&e.inner().to_string());
+        match e.path().to_string().as_str() {
+            "." => D::Error::custom(inner),
+            p => D::Error::custom(format!("{p}: {inner}")),
+        }
+    })
 }

@@ -13,15 +13,20 @@
 //! with a non-zero default are therefore `Option`s; ask the accessors in [`defaults`] for the
 //! value in effect.
 //!
-//! Fields typed by other kinds (HTTPRetry, LocalityLoadBalancerSetting, ClientTLSSettings,
-//! ConnectionPoolSettings, OutlierDetection, ...) are held as JSON values until those types land.
+//! Fields typed by networking messages (HTTPRetry, LocalityLoadBalancerSetting,
+//! ClientTLSSettings, ConnectionPoolSettings, OutlierDetection, ...) use the VirtualService and
+//! DestinationRule types, so they decode and validate exactly as in those kinds.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
+pub(crate) use super::common::is_default;
 use super::common::Duration;
+use super::destination_rule::{
+    ClientTlsSettings, ConnectionPoolSettings, LocalityLoadBalancerSetting, OutlierDetection,
+    TcpKeepalive, ZoneAwareLoadBalancerSetting,
+};
+use super::virtual_service::HttpRetry;
+use serde::{Deserialize, Serialize};
 
 pub mod defaults;
 pub mod load;
@@ -31,11 +36,6 @@ pub mod proxy;
 pub use load::{load_mesh_config, read_mesh_config, LoadedMesh};
 pub use providers::*;
 pub use proxy::*;
-
-/// `skip_serializing_if` for proto3 scalars: the zero value is not written.
-pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
 
 /// `istio.mesh.v1alpha1.MeshConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -58,9 +58,8 @@ pub struct MeshConfig {
     /// 0s (the default) disables the protocol sniffing timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_detection_timeout: Option<Duration>,
-    // TODO(merge): use types::ConnectionPoolSettings.TCPSettings.TcpKeepalive (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_keepalive: Option<Value>,
+    pub tcp_keepalive: Option<TcpKeepalive>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,12 +108,15 @@ pub struct MeshConfig {
     /// Namespace whose config applies mesh-wide; `istio-system` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_namespace: Option<String>,
-    // TODO(merge): use types::LocalityLoadBalancerSetting (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locality_lb_setting: Option<Value>,
-    // TODO(merge): use types::ZoneAwareLoadBalancerSetting (DestinationRule).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone_aware_lb_setting: Option<Value>,
+    pub locality_lb_setting: Option<LocalityLoadBalancerSetting>,
+    /// `minClusterSize` is a uint64, which jsonpb also reads from a string (the CRD does not).
+    #[serde(
+        default,
+        deserialize_with = "load::zone_aware_lb",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub zone_aware_lb_setting: Option<ZoneAwareLoadBalancerSetting>,
     /// Only used when DNS resolution fails; 60s when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_refresh_rate: Option<Duration>,
@@ -147,14 +149,12 @@ pub struct MeshConfig {
     pub discovery_selectors: Vec<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_normalization: Option<ProxyPathNormalization>,
-    // TODO(merge): use types::HTTPRetry (VirtualService).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_http_retry_policy: Option<Value>,
+    pub default_http_retry_policy: Option<HttpRetry>,
     /// Retry policy of sidecars' inbound routes; `{}` turns inbound retries off. Newer than the
     /// proto in /work/ref/api, but validated by Istio's `ValidateMeshConfig`.
-    // TODO(merge): use types::HTTPRetry (VirtualService).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_inbound_http_retry_policy: Option<Value>,
+    pub default_inbound_http_retry_policy: Option<HttpRetry>,
     #[serde(default, rename = "meshMTLS", skip_serializing_if = "Option::is_none")]
     pub mesh_mtls: Option<TlsConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,9 +201,8 @@ pub struct OutboundTrafficPolicy {
     #[serde(default, skip_serializing_if = "is_default")]
     pub mode: OutboundTrafficPolicyMode,
     /// TLS origination for passthrough traffic (ALLOW_ANY_DYNAMIC_DNS).
-    // TODO(merge): use types::ClientTLSSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Value>,
+    pub tls: Option<ClientTlsSettings>,
 }
 
 /// `MeshConfig.OutboundTrafficPolicy.Mode`. The zero value is `REGISTRY_ONLY`.
@@ -292,9 +291,8 @@ pub enum ServiceScope {
 pub struct Ca {
     #[serde(default, skip_serializing_if = "is_default")]
     pub address: String,
-    // TODO(merge): use types::ClientTLSSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Value>,
+    pub tls_settings: Option<ClientTlsSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "is_default")]
@@ -361,12 +359,10 @@ pub enum TlsProtocol {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DefaultTrafficPolicy {
-    // TODO(merge): use types::ConnectionPoolSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_pool: Option<Value>,
-    // TODO(merge): use types::OutlierDetection (DestinationRule).
+    pub connection_pool: Option<ConnectionPoolSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outlier_detection: Option<Value>,
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 /// `istio.mesh.v1alpha1.ServiceEntryVisibility`.
@@ -439,9 +435,8 @@ pub struct LabelSelectorRequirement {
 pub struct ConfigSource {
     #[serde(default, skip_serializing_if = "is_default")]
     pub address: String,
-    // TODO(merge): use types::ClientTLSSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Value>,
+    pub tls_settings: Option<ClientTlsSettings>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribed_resources: Vec<ConfigResource>,
 }

@@ -12,6 +12,8 @@ use serde_json::{Map, Value};
 
 use super::is_default;
 use crate::types::common::Duration;
+use crate::types::destination_rule::{ClientTlsSettings, TcpKeepalive};
+use crate::types::workload::ReadinessProbe;
 
 /// `istio.mesh.v1alpha1.ProxyConfig`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -90,9 +92,8 @@ pub struct ProxyConfig {
     pub termination_drain_duration: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh_id: Option<String>,
-    // TODO(merge): use types::ReadinessProbe (WorkloadGroup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub readiness_probe: Option<Value>,
+    pub readiness_probe: Option<ReadinessProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_stats_matcher: Option<ProxyStatsMatcher>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,15 +146,8 @@ pub enum AuthenticationPolicy {
     Inherit,
 }
 
-/// `istio.networking.v1beta1.ProxyImage`.
-// TODO(merge): same message as types::proxy_config::ProxyImage; use that one.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ProxyImage {
-    /// `default`, `debug`, `distroless`, or any variant published to the hub.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub image_type: String,
-}
+/// `istio.networking.v1beta1.ProxyImage`: the same message as the ProxyConfig kind's.
+pub use crate::types::proxy_config::ProxyImage;
 
 /// `istio.mesh.v1alpha1.Tracing`. `zipkin`, `lightstep`, `datadog`, `stackdriver` and
 /// `openCensusAgent` are a oneof.
@@ -178,9 +172,8 @@ pub struct Tracing {
     /// Percent of requests sampled, 0.0 to 100.0; 0 means "not set" (1.0 then applies).
     #[serde(default, skip_serializing_if = "is_default")]
     pub sampling: f64,
-    // TODO(merge): use types::ClientTLSSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Value>,
+    pub tls_settings: Option<ClientTlsSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_istio_tags: Option<bool>,
 }
@@ -371,12 +364,10 @@ pub struct PrivateKeyPoller {
 pub struct RemoteService {
     #[serde(default, skip_serializing_if = "is_default")]
     pub address: String,
-    // TODO(merge): use types::ClientTLSSettings (DestinationRule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_settings: Option<Value>,
-    // TODO(merge): use types::ConnectionPoolSettings.TCPSettings.TcpKeepalive (DestinationRule).
+    pub tls_settings: Option<ClientTlsSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tcp_keepalive: Option<Value>,
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 /// `ProxyConfig.ProxyStatsMatcher`.

@@ -48,10 +48,7 @@ fn istio_documented_defaults() {
     assert_eq!(m.default_service_export_to(), ["*"]);
     assert_eq!(m.default_virtual_service_export_to(), ["*"]);
     assert_eq!(m.default_destination_rule_export_to(), ["*"]);
-    assert_eq!(
-        m.locality_lb_setting(),
-        serde_json::json!({"enabled": true})
-    );
+    assert_eq!(m.locality_lb_setting().enabled, Some(true));
     assert_eq!(m.path_normalization(), NormalizationType::Default);
     let names: Vec<String> = m
         .extension_providers()
@@ -209,10 +206,8 @@ fn realistic_mesh_config_loads() {
     assert_eq!(m.access_log_encoding(), AccessLogEncoding::Json);
     assert_eq!(m.connect_timeout().as_nanos(), 5_000_000_000);
     assert_eq!(
-        m.default_http_retry_policy
-            .as_ref()
-            .and_then(|r| r.get("attempts")),
-        Some(&serde_json::json!(3))
+        m.default_http_retry_policy.as_ref().map(|r| r.attempts),
+        Some(3)
     );
     let pc = m.proxy_config();
     assert_eq!(pc.discovery_address(), "istiod.istio-config.svc:15012");

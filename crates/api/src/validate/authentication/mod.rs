@@ -8,7 +8,7 @@ pub mod uri;
 #[cfg(test)]
 mod tests;
 
-use super::authorization::{policy_scope, selector_limits};
+use super::fields::policy_scope;
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
 use crate::types::authentication::*;
@@ -48,9 +48,6 @@ pub fn validate_peer(_meta: &ObjectMeta, spec: &PeerAuthentication, r: &mut Repo
         }
     }
     fields::workload_selector(r, "spec.selector", spec.selector.as_ref());
-    if let Some(sel) = &spec.selector {
-        selector_limits(r, "spec.selector", sel);
-    }
 }
 
 pub fn validate_request(_meta: &ObjectMeta, spec: &RequestAuthentication, r: &mut Report) {

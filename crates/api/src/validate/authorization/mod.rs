@@ -1,29 +1,21 @@
 //! Validation of AuthorizationPolicy: Istio's `ValidateAuthorizationPolicy` (with the
 //! `istio.io/dry-run` annotation rules), the CRD schema limits and its CEL rule on sources.
 //!
-//! Also home of [`policy_scope`], the selector/targetRef checks that RequestAuthentication and
-//! Telemetry share.
+//! Its selector/targetRef checks are [`policy_scope`] (from `fields`, shared with the other policy
+//! kinds).
 
 pub mod values;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
-use super::{at, fields, idx, Report};
+use super::{at, idx, Report};
 use crate::meta::ObjectMeta;
 use crate::types::authorization::*;
-use crate::types::common::{PolicyTargetReference, WorkloadSelector};
 
 const DRY_RUN: &str = "istio.io/dry-run";
 /// CRD `maxItems` of `rules` and of each rule's `from`.
 const MAX_RULES: usize = 512;
-/// CRD `maxItems` of `targetRefs`.
-const MAX_TARGET_REFS: usize = 16;
-/// CRD limits of `selector.matchLabels`.
-const MAX_LABELS: usize = 4096;
-const MAX_LABEL_VALUE_LEN: usize = 63;
-/// CRD `maxLength` of a target reference's name.
-const MAX_TARGET_NAME_LEN: usize = 253;
 
 pub fn validate(meta: &ObjectMeta, spec: &AuthorizationPolicy, r: &mut Report) {
     dry_run(meta, spec, r);
@@ -42,65 +34,7 @@ pub fn validate(meta: &ObjectMeta, spec: &AuthorizationPolicy, r: &mut Report) {
     }
 }
 
-/// Who a policy applies to: at most one of `selector`, `targetRef`, `targetRefs`, each well
-/// formed (Istio's checks plus the CRD schema's limits). Shared with RequestAuthentication and
-/// Telemetry, which take the same three fields.
-pub fn policy_scope(
-    r: &mut Report,
-    selector: Option<&WorkloadSelector>,
-    target_ref: Option<&PolicyTargetReference>,
-    target_refs: &[PolicyTargetReference],
-) {
-    fields::one_selector_kind(
-        r,
-        "spec",
-        selector.is_some(),
-        target_ref.is_some(),
-        !target_refs.is_empty(),
-    );
-    fields::workload_selector(r, "spec.selector", selector);
-    if let Some(sel) = selector {
-        selector_limits(r, "spec.selector", sel);
-    }
-    if let Some(t) = target_ref {
-        target(r, "spec.targetRef", t);
-    }
-    if target_refs.len() > MAX_TARGET_REFS {
-        r.error(
-            "spec.targetRefs",
-            format!("must have at most {MAX_TARGET_REFS} items"),
-        );
-    }
-    for (i, t) in target_refs.iter().enumerate() {
-        target(r, &idx("spec.targetRefs", i), t);
-    }
-}
-
-/// The CRD schema's limits on `selector.matchLabels` that Istio's webhook does not check.
-pub fn selector_limits(r: &mut Report, path: &str, sel: &WorkloadSelector) {
-    let path = at(path, "matchLabels");
-    if sel.match_labels.len() > MAX_LABELS {
-        r.error(&path, format!("must have at most {MAX_LABELS} labels"));
-    }
-    for (k, v) in &sel.match_labels {
-        if v.len() > MAX_LABEL_VALUE_LEN {
-            r.error(
-                at(&path, k),
-                format!("label value must be at most {MAX_LABEL_VALUE_LEN} characters"),
-            );
-        }
-    }
-}
-
-fn target(r: &mut Report, path: &str, t: &PolicyTargetReference) {
-    fields::policy_target_ref(r, path, t);
-    if t.name.len() > MAX_TARGET_NAME_LEN {
-        r.error(
-            at(path, "name"),
-            format!("must be at most {MAX_TARGET_NAME_LEN} characters"),
-        );
-    }
-}
+pub use super::fields::policy_scope;
 
 /// `istio.io/dry-run` is only for ALLOW and DENY policies, and must be a Go boolean.
 fn dry_run(meta: &ObjectMeta, spec: &AuthorizationPolicy, r: &mut Report) {

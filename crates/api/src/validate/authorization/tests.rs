@@ -178,14 +178,14 @@ fn schema_limits() {
         .map(|i| format!("\n- kind: Service\n  name: s{i}"))
         .collect();
     assert!(spec(&format!("targetRefs:{refs}"))
-        .error_has("spec.targetRefs: must have at most 16 items"));
+        .error_has("spec.targetRefs: Too many: 17: must have at most 16 items"));
     let long = "v".repeat(64);
     assert!(spec(&format!("selector:\n  matchLabels:\n    app: {long}"))
-        .error_has("spec.selector.matchLabels.app: label value must be at most 63 characters"));
+        .error_has("spec.selector.matchLabels.app: Too long: value of label \"app\" may not be longer than 63"));
     let long_name = "n".repeat(254);
     assert!(
         spec(&format!("targetRef:\n  kind: Service\n  name: {long_name}"))
-            .error_has("spec.targetRef.name: must be at most 253 characters")
+            .error_has("spec.targetRef.name: Too long: may not be longer than 253")
     );
     assert!(spec("targetRef:\n  group: ''\n  kind: Service\n  name: svc").ok());
 }

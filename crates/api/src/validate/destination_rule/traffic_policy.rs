@@ -1,7 +1,8 @@
 //! Traffic policy checks: load balancing (with locality and zone-aware settings), connection
-//! pools, outlier detection, client TLS, tunnels. Shared with Sidecar (connection pools) and, later,
-//! mesh config. Each function reports webhook rules and the CRD schema's constraints for its
-//! message.
+//! pools, outlier detection, client TLS, tunnels. Shared with Sidecar (connection pools) and
+//! MeshConfig (its networking fields; the `*_common` functions are the subset of rules Istio's
+//! mesh validation applies). Each function reports webhook rules and the CRD schema's
+//! constraints for its message.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -138,7 +139,7 @@ fn tunnel(r: &mut Report, path: &str, t: &TunnelSettings) {
     }
     if let (Err(fqdn), Err(ip)) = (
         fields::fqdn(&t.target_host),
-        super::super::sidecar::ports::ip_address(&t.target_host),
+        fields::ip_address(&t.target_host),
     ) {
         r.error(
             at(path, "targetHost"),
@@ -154,35 +155,12 @@ fn tunnel(r: &mut Report, path: &str, t: &TunnelSettings) {
 }
 
 pub fn outlier_detection(r: &mut Report, path: &str, o: &OutlierDetection) {
-    duration(
-        r,
-        &at(path, "baseEjectionTime"),
-        o.base_ejection_time.as_ref(),
-    );
+    outlier_detection_common(r, path, o);
     if o.consecutive_errors != 0 {
         r.warning(
             at(path, "consecutiveErrors"),
             "outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead",
         );
-    }
-    if !o.split_external_local_origin_errors && o.consecutive_local_origin_failures.unwrap_or(0) > 0
-    {
-        r.error(
-            at(path, "consecutiveLocalOriginFailures"),
-            "outlier detection consecutive local origin failures is specified, but split external local origin errors is set to false",
-        );
-    }
-    duration(r, &at(path, "interval"), o.interval.as_ref());
-    for (field, v) in [
-        ("maxEjectionPercent", o.max_ejection_percent),
-        ("minHealthPercent", o.min_health_percent),
-    ] {
-        if !(0..=100).contains(&v) {
-            r.error(
-                at(path, field),
-                format!("percentage {v} is not in range 0..100"),
-            );
-        }
     }
     let codes = at(path, "outlierDetectionHttpErrorCodes");
     for (i, c) in o.outlier_detection_http_error_codes.iter().enumerate() {
@@ -195,7 +173,53 @@ pub fn outlier_detection(r: &mut Report, path: &str, o: &OutlierDetection) {
     }
 }
 
+/// The outlier detection rules Istio applies both to DestinationRules and to the mesh config's
+/// `defaultTrafficPolicy` (which gets only these).
+pub fn outlier_detection_common(r: &mut Report, path: &str, o: &OutlierDetection) {
+    duration(
+        r,
+        &at(path, "baseEjectionTime"),
+        o.base_ejection_time.as_ref(),
+    );
+    duration(r, &at(path, "interval"), o.interval.as_ref());
+    if !o.split_external_local_origin_errors && o.consecutive_local_origin_failures.unwrap_or(0) > 0
+    {
+        r.error(
+            at(path, "consecutiveLocalOriginFailures"),
+            "outlier detection consecutive local origin failures is specified, but split external local origin errors is set to false",
+        );
+    }
+    for (field, v) in [
+        ("maxEjectionPercent", o.max_ejection_percent),
+        ("minHealthPercent", o.min_health_percent),
+    ] {
+        if !(0..=100).contains(&v) {
+            r.error(
+                at(path, field),
+                format!("percentage {v} is not in range 0..100"),
+            );
+        }
+    }
+}
+
 pub fn connection_pool(r: &mut Report, path: &str, c: &ConnectionPoolSettings) {
+    connection_pool_common(r, path, c);
+    if let Some(ka) = c.http.as_ref().and_then(|h| h.http2_keep_alive.as_ref()) {
+        let kp = at(&at(path, "http"), "http2KeepAlive");
+        match &ka.interval {
+            None => r.error(&kp, "http2 keepalive interval is required"),
+            Some(d) => duration(r, &at(&kp, "interval"), Some(d)),
+        }
+        match &ka.timeout {
+            None => r.error(&kp, "http2 keepalive timeout is required"),
+            Some(d) => duration(r, &at(&kp, "timeout"), Some(d)),
+        }
+    }
+}
+
+/// The connection pool rules Istio applies both to DestinationRules and Sidecars and to the mesh
+/// config's `defaultTrafficPolicy` (which gets only these).
+pub fn connection_pool_common(r: &mut Report, path: &str, c: &ConnectionPoolSettings) {
     if c.http.is_none() && c.tcp.is_none() {
         r.error(path, "connection pool must have at least one field");
         return;
@@ -219,6 +243,11 @@ pub fn connection_pool(r: &mut Report, path: &str, c: &ConnectionPoolSettings) {
                 "max requests per connection",
             ),
             ("maxRetries", h.max_retries, "max retries"),
+            (
+                "maxConcurrentStreams",
+                h.max_concurrent_streams,
+                "max concurrent streams",
+            ),
         ] {
             if v < 0 {
                 r.error(at(&hp, field), format!("{what} must be non-negative"));
@@ -230,23 +259,6 @@ pub fn connection_pool(r: &mut Report, path: &str, c: &ConnectionPoolSettings) {
                 at(&hp, "useClientProtocol"),
                 "use client protocol must not be true when H2UpgradePolicy is UPGRADE",
             );
-        }
-        if h.max_concurrent_streams < 0 {
-            r.error(
-                at(&hp, "maxConcurrentStreams"),
-                "max concurrent streams must be non-negative",
-            );
-        }
-        if let Some(ka) = &h.http2_keep_alive {
-            let kp = at(&hp, "http2KeepAlive");
-            match &ka.interval {
-                None => r.error(&kp, "http2 keepalive interval is required"),
-                Some(d) => duration(r, &at(&kp, "interval"), Some(d)),
-            }
-            match &ka.timeout {
-                None => r.error(&kp, "http2 keepalive timeout is required"),
-                Some(d) => duration(r, &at(&kp, "timeout"), Some(d)),
-            }
         }
     }
     if let Some(t) = &c.tcp {
@@ -270,11 +282,15 @@ pub fn connection_pool(r: &mut Report, path: &str, c: &ConnectionPoolSettings) {
             }
         }
         if let Some(ka) = &t.tcp_keepalive {
-            let kp = at(&tp, "tcpKeepalive");
-            duration(r, &at(&kp, "time"), ka.time.as_ref());
-            duration(r, &at(&kp, "interval"), ka.interval.as_ref());
+            tcp_keepalive(r, &at(&tp, "tcpKeepalive"), ka);
         }
     }
+}
+
+/// TCP keepalive durations (Istio's duration rule on `time` and `interval`).
+pub fn tcp_keepalive(r: &mut Report, path: &str, ka: &TcpKeepalive) {
+    duration(r, &at(path, "time"), ka.time.as_ref());
+    duration(r, &at(path, "interval"), ka.interval.as_ref());
 }
 
 pub fn load_balancer(
@@ -299,7 +315,15 @@ pub fn load_balancer(
         locality_lb_setting(r, &at(path, "localityLbSetting"), l, outlier);
     }
     if let Some(z) = &lb.zone_aware_lb_setting {
-        zone_aware_lb_setting(r, &at(path, "zoneAwareLbSetting"), z, outlier);
+        let zp = at(path, "zoneAwareLbSetting");
+        zone_aware_lb_setting(r, &zp, z, outlier);
+        // The CRD's `minimum: 1`; the webhook (and so the mesh config) leaves it alone.
+        if z.min_cluster_size == Some(0) {
+            r.error(
+                at(&zp, "minClusterSize"),
+                "0 must be greater than or equal to 1",
+            );
+        }
     }
     crd_min_duration(
         r,
@@ -420,13 +444,14 @@ pub fn locality_lb_setting(
         return;
     }
     if !lb.failover.is_empty() {
-        if let Some(l) = lb
+        if let Some((i, l)) = lb
             .failover_priority
             .iter()
-            .find(|l| TOPOLOGY_LABELS.contains(&l.as_str()))
+            .enumerate()
+            .find(|(_, l)| TOPOLOGY_LABELS.contains(&l.as_str()))
         {
             r.error(
-                at(path, "failoverPriority"),
+                idx(&at(path, "failoverPriority"), i),
                 format!("can not simultaneously set 'failover' and topology label '{l}' in 'failover_priority'"),
             );
             return;
@@ -455,33 +480,19 @@ pub fn locality_lb_setting(
         r.check(at(&dp, "to"), localities(&dests));
     }
     r.check(at(path, "distribute"), localities(&sources));
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && outlier.is_none() {
-        r.warning(
-            path,
-            "outlier detection policy must be provided for failover",
-        );
-    }
-    for (i, f) in lb.failover.iter().enumerate() {
-        let fp = idx(&at(path, "failover"), i);
-        if f.from == f.to {
-            r.error(
-                &fp,
-                "locality lb failover settings must specify different regions",
-            );
-        }
-        if f.from.contains('/') || f.to.contains('/') {
-            r.error(&fp, "locality lb failover only specify region");
-        }
-        if f.from.contains('*') || f.to.contains('*') {
-            r.error(
-                &fp,
-                "locality lb failover region should not contain '*' wildcard",
-            );
-        }
-    }
+    failover(
+        r,
+        path,
+        (&lb.failover, &lb.failover_priority),
+        outlier,
+        "locality lb",
+        "locality lb failover only specify region",
+    );
 }
 
-fn zone_aware_lb_setting(
+/// Zone-aware load balancing: Istio's webhook rules (the CRD's bound on `minClusterSize` is
+/// checked by the caller).
+pub fn zone_aware_lb_setting(
     r: &mut Report,
     path: &str,
     lb: &ZoneAwareLoadBalancerSetting,
@@ -495,35 +506,50 @@ fn zone_aware_lb_setting(
             );
         }
     }
-    if (!lb.failover.is_empty() || !lb.failover_priority.is_empty()) && outlier.is_none() {
+    failover(
+        r,
+        path,
+        (&lb.failover, &lb.failover_priority),
+        outlier,
+        "zone aware lb",
+        "zone aware lb failover only specifies region; zone and subzone failover are handled automatically",
+    );
+}
+
+/// The failover rules locality and zone-aware load balancing share: failover wants an outlier
+/// detection (a warning), and each entry names two different regions, without zones or
+/// wildcards. `lb` and `region_only` word Istio's messages for the setting.
+fn failover(
+    r: &mut Report,
+    path: &str,
+    (list, priority): (&[LocalityFailover], &[String]),
+    outlier: Option<&OutlierDetection>,
+    lb: &str,
+    region_only: &str,
+) {
+    if (!list.is_empty() || !priority.is_empty()) && outlier.is_none() {
         r.warning(
             path,
             "outlier detection policy must be provided for failover",
         );
     }
-    for (i, f) in lb.failover.iter().enumerate() {
+    for (i, f) in list.iter().enumerate() {
         let fp = idx(&at(path, "failover"), i);
         if f.from == f.to {
             r.error(
                 &fp,
-                "zone aware lb failover settings must specify different regions",
+                format!("{lb} failover settings must specify different regions"),
             );
         }
         if f.from.contains('/') || f.to.contains('/') {
-            r.error(&fp, "zone aware lb failover only specifies region; zone and subzone failover are handled automatically");
+            r.error(&fp, region_only);
         }
         if f.from.contains('*') || f.to.contains('*') {
             r.error(
                 &fp,
-                "zone aware lb failover region should not contain '*' wildcard",
+                format!("{lb} failover region should not contain '*' wildcard"),
             );
         }
-    }
-    if lb.min_cluster_size == Some(0) {
-        r.error(
-            at(path, "minClusterSize"),
-            "0 must be greater than or equal to 1",
-        );
     }
 }
 
@@ -611,7 +637,7 @@ pub fn client_tls(r: &mut Report, path: &str, namespace: &str, t: &ClientTlsSett
                 || !t.subject_alt_names.is_empty())
         {
             r.error(
-                path,
+                at(path, "insecureSkipVerify"),
                 "cannot specify CaCertificates or CredentialName or SubjectAltNames when InsecureSkipVerify is set true",
             );
         }
@@ -619,7 +645,7 @@ pub fn client_tls(r: &mut Report, path: &str, namespace: &str, t: &ClientTlsSett
             && (!t.ca_certificates.is_empty() || !t.subject_alt_names.is_empty())
         {
             r.error(
-                path,
+                at(path, "insecureSkipVerify"),
                 "cannot specify CaCertificates or SubjectAltNames when InsecureSkipVerify is set true",
             );
         }
@@ -632,7 +658,7 @@ pub fn client_tls(r: &mut Report, path: &str, namespace: &str, t: &ClientTlsSett
             || !t.ca_crl.is_empty()
         {
             r.error(
-                path,
+                at(path, "credentialName"),
                 "cannot specify client certificates or CA certificate or CA CRL If credentialName is set",
             );
         }

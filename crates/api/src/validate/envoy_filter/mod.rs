@@ -18,8 +18,7 @@ pub use warnings::{
 };
 use warnings::{deprecated_name_warning, value_warnings};
 
-use super::wasm::{label_map_schema, target_refs_schema};
-use super::{at, idx, Report};
+use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
 use crate::types::envoy_filter::*;
 
@@ -39,7 +38,7 @@ pub fn validate(_meta: &ObjectMeta, spec: &EnvoyFilter, r: &mut Report) {
          Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.",
     );
     validate_selector(r, spec);
-    target_refs_schema(r, "spec.targetRefs", &spec.target_refs);
+    fields::target_refs(r, "spec.targetRefs", &spec.target_refs, false);
     if spec.workload_selector.is_some() && !spec.target_refs.is_empty() {
         r.error(
             "spec",
@@ -60,22 +59,7 @@ fn validate_selector(r: &mut Report, spec: &EnvoyFilter) {
     let Some(sel) = &spec.workload_selector else {
         return;
     };
-    let path = "spec.workloadSelector.labels";
-    label_map_schema(r, path, &sel.labels, 256);
-    for (k, v) in &sel.labels {
-        if k.is_empty() {
-            r.error(
-                path,
-                format!("empty key is not supported in selector: \"{k}={v}\""),
-            );
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                path,
-                format!("wildcard is not supported in selector: \"{k}={v}\""),
-            );
-        }
-    }
+    fields::alpha_workload_selector(r, "spec.workloadSelector", sel);
     if sel.labels.is_empty() {
         r.warning(
             "spec.workloadSelector",

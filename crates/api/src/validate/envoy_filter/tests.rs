@@ -1,13 +1,7 @@
 //! EnvoyFilter rules the conformance cases do not cover.
 
-use crate::{load_str, Decoded, Report};
-
-fn check(yaml: &str) -> Report {
-    match load_str("t.yaml", yaml).into_iter().next() {
-        Some(Decoded::Resource(r)) => r.validate(),
-        other => panic!("not decoded: {other:?}"),
-    }
-}
+use crate::validate::testutil::{assert_error, assert_valid};
+use crate::Report;
 
 /// An EnvoyFilter whose spec is `spec` (YAML, indented by two).
 fn filter(spec: &str) -> String {
@@ -21,28 +15,6 @@ fn filter(spec: &str) -> String {
 fn one_patch(patch: &str) -> String {
     let body = patch.trim_matches('\n').replace('\n', "\n    ");
     filter(&format!("  configPatches:\n  - {body}"))
-}
-
-fn errors(r: &Report) -> Vec<String> {
-    r.errors()
-        .map(|f| format!("{}: {}", f.path, f.message))
-        .collect()
-}
-
-fn assert_error(yaml: &str, path: &str, needle: &str) {
-    let r = check(yaml);
-    assert!(
-        r.errors()
-            .any(|f| f.path == path && f.message.contains(needle)),
-        "want {path}: {needle}; got {:?}",
-        errors(&r)
-    );
-}
-
-fn assert_valid(yaml: &str) -> Report {
-    let r = check(yaml);
-    assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
-    r
 }
 
 fn has_warning(r: &Report, needle: &str) -> bool {

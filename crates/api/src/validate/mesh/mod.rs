@@ -103,12 +103,7 @@ pub fn validate(mesh: &MeshConfig, r: &mut Report) {
     }
 
     if let Some(dtp) = &eff.default_traffic_policy {
-        networking::default_traffic_policy(
-            r,
-            "defaultTrafficPolicy",
-            dtp.connection_pool.as_ref(),
-            dtp.outlier_detection.as_ref(),
-        );
+        networking::default_traffic_policy(r, "defaultTrafficPolicy", dtp);
     }
     if let Some(v) = &eff.default_inbound_http_retry_policy {
         networking::inbound_retry(r, "defaultInboundHttpRetryPolicy", v);
@@ -117,40 +112,8 @@ pub fn validate(mesh: &MeshConfig, r: &mut Report) {
     shapes(mesh, r);
 }
 
-/// Fields Istio's mesh validation does not check but whose messages we hold as JSON: decode
-/// them so that typos and wrong types are still reported. Also the oneofs set twice.
+/// The oneofs set twice.
 fn shapes(mesh: &MeshConfig, r: &mut Report) {
-    networking::decode_only::<networking::TcpKeepalive>(
-        r,
-        "tcpKeepalive",
-        mesh.tcp_keepalive.as_ref(),
-    );
-    networking::decode_only::<networking::HttpRetry>(
-        r,
-        "defaultHttpRetryPolicy",
-        mesh.default_http_retry_policy.as_ref(),
-    );
-    let tls_paths = [
-        (
-            "outboundTrafficPolicy.tls".to_string(),
-            mesh.outbound_traffic_policy
-                .as_ref()
-                .and_then(|p| p.tls.as_ref()),
-        ),
-        (
-            "ca.tlsSettings".to_string(),
-            mesh.ca.as_ref().and_then(|c| c.tls_settings.as_ref()),
-        ),
-    ];
-    let sources = mesh.config_sources.iter().enumerate().map(|(i, s)| {
-        (
-            at(&idx("configSources", i), "tlsSettings"),
-            s.tls_settings.as_ref(),
-        )
-    });
-    for (path, v) in tls_paths.into_iter().chain(sources) {
-        networking::decode_only::<networking::ClientTls>(r, &path, v);
-    }
     for (i, c) in mesh.ca_certificates.iter().enumerate() {
         oneof(
             r,

@@ -1,5 +1,6 @@
 //! Istio's `ValidateMeshConfigProxyConfig`: the proxy config in effect (MeshConfig's
-//! `defaultConfig` merged over Istio's defaults), plus the address and duration helpers it uses.
+//! `defaultConfig` merged over Istio's defaults), plus the address and duration helpers it uses
+//! (`split_host_port` is the shared one of `fields`, re-exported).
 
 use super::super::{at, fields, Report};
 use super::{networking, oneof};
@@ -120,12 +121,6 @@ pub fn validate_proxy_config(pc: &ProxyConfig, path: &str, r: &mut Report) {
     if let Some(cs) = &pc.connection_settings {
         connection_settings(r, &p("connectionSettings"), cs);
     }
-    if let Some(rp) = &pc.readiness_probe {
-        // TODO(merge): decode as types::ReadinessProbe (WorkloadGroup).
-        if !rp.is_object() {
-            r.error(p("readinessProbe"), "readinessProbe must be a mapping");
-        }
-    }
 }
 
 /// Where the two oneofs of a proxy config are set twice. Only the user's own fields can be.
@@ -154,11 +149,6 @@ fn remote_service_shapes(r: &mut Report, path: &str, svc: &RemoteService) {
     if let Some(v) = &svc.tls_settings {
         networking::client_tls(r, &at(path, "tlsSettings"), v, "");
     }
-    networking::decode_only::<networking::TcpKeepalive>(
-        r,
-        &at(path, "tcpKeepalive"),
-        svc.tcp_keepalive.as_ref(),
-    );
 }
 
 fn tracing(r: &mut Report, path: &str, t: &Tracing) {
@@ -389,42 +379,7 @@ pub fn proxy_address(addr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Go's `net.SplitHostPort`.
-pub fn split_host_port(addr: &str) -> Result<(&str, &str), String> {
-    let fail = |why: &str| Err(format!("address {addr}: {why}"));
-    let Some(i) = addr.rfind(':') else {
-        return fail("missing port in address");
-    };
-    let (host, j, k) = if addr.starts_with('[') {
-        let Some(end) = addr.find(']') else {
-            return fail("missing ']' in address");
-        };
-        if end + 1 == addr.len() {
-            return fail("missing port in address");
-        }
-        if end + 1 != i {
-            return fail(if addr.as_bytes()[end + 1] == b':' {
-                "too many colons in address"
-            } else {
-                "missing port in address"
-            });
-        }
-        (&addr[1..end], 1, end + 1)
-    } else {
-        let host = &addr[..i];
-        if host.contains(':') {
-            return fail("too many colons in address");
-        }
-        (host, 0, 0)
-    };
-    if addr[j..].contains('[') {
-        return fail("unexpected '[' in address");
-    }
-    if addr[k..].contains(']') {
-        return fail("unexpected ']' in address");
-    }
-    Ok((host, &addr[i + 1..]))
-}
+pub use super::super::fields::split_host_port;
 
 /// Go's `time.Duration.String` (`1h0m0s`, `1.5s`, `300ms`), for messages that quote Istio's.
 pub fn go_duration(nanos: i128) -> String {

@@ -1,23 +1,24 @@
-//! Validation of Sidecar: Istio's `ValidateSidecar` and the CRD schema. Port, protocol and
-//! address helpers shared with ServiceEntry are in [`ports`]; server TLS options in [`tls`].
+//! Validation of Sidecar: Istio's `ValidateSidecar` and the CRD schema. Port name and protocol
+//! checks shared with ServiceEntry are in [`ports`]; server TLS options (Gateway's checks) in
+//! [`tls`]; the label selector check is the shared [`fields::alpha_workload_selector`].
 
 pub mod ports;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::destination_rule::subset_name;
 use super::destination_rule::traffic_policy::connection_pool;
-use super::destination_rule::{match_labels_schema, subset_name};
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
+use crate::protocol::Protocol;
 use crate::types::sidecar::*;
-use ports::Protocol;
 
 pub fn validate(meta: &ObjectMeta, spec: &Sidecar, r: &mut Report) {
     let namespace = meta.namespace_or_default();
     if let Some(sel) = &spec.workload_selector {
         let before = r.findings.len();
-        alpha_workload_selector(r, "spec.workloadSelector", sel);
+        fields::alpha_workload_selector(r, "spec.workloadSelector", sel);
         if has_new_errors(r, before) {
             // Istio stops at a bad selector.
             return;
@@ -107,27 +108,7 @@ fn has_new_errors(r: &Report, before: usize) -> bool {
         .any(|f| f.severity == super::Severity::Error)
 }
 
-/// Networking's label-map selector (Sidecar, ServiceEntry): Istio's `ValidateAlphaWorkloadSelector`
-/// errors plus the CRD's limits (256 labels, values up to 63 characters without `*`). The
-/// "no labels" warning is worded by the caller.
-pub fn alpha_workload_selector(r: &mut Report, path: &str, sel: &SidecarWorkloadSelector) {
-    let lp = at(path, "labels");
-    for (k, v) in &sel.labels {
-        if k.is_empty() {
-            r.error(
-                &lp,
-                format!("empty key is not supported in selector: \"{k}={v}\""),
-            );
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                &lp,
-                format!("wildcard is not supported in selector: \"{k}={v}\""),
-            );
-        }
-    }
-    match_labels_schema(r, &lp, &sel.labels, 256);
-}
+pub use super::fields::alpha_workload_selector;
 
 fn ingress_listener(
     r: &mut Report,
@@ -152,7 +133,7 @@ fn ingress_listener(
     r.check(at(&pp, "protocol"), ports::protocol(&p.protocol));
     r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
     if !l.bind.is_empty() {
-        r.check(at(path, "bind"), ports::ip_address(&l.bind));
+        r.check(at(path, "bind"), fields::ip_address(&l.bind));
     }
     if !ports.insert(p.number) {
         r.error(
@@ -172,13 +153,13 @@ fn ingress_listener(
                 "sidecar: subjectAltNames is not supported in ingress tls",
             );
         }
-        if t.https_redirect {
+        if t.https_redirect == Some(true) {
             r.error(
                 at(&tp, "httpsRedirect"),
                 "sidecar: httpsRedirect is not supported",
             );
         }
-        if !t.credential_name.is_empty() {
+        if t.credential_name.as_deref().is_some_and(|n| !n.is_empty()) {
             r.error(
                 at(&tp, "credentialName"),
                 "sidecar: credentialName is not currently supported",
@@ -234,10 +215,10 @@ fn ingress_listener(
 /// `127.0.0.1:PORT`, `0.0.0.0:PORT`, `[::1]:PORT`, `[::]:PORT`, `:PORT` or `unix://PATH`.
 fn default_endpoint(r: &mut Report, path: &str, ep: &str) {
     if let Some(uds) = ep.strip_prefix("unix://") {
-        r.check(path, ports::unix_address(uds));
+        r.check(path, fields::unix_address(uds));
         return;
     }
-    let (host, port) = match ports::split_host_port(ep) {
+    let (host, port) = match fields::split_host_port(ep) {
         Ok(hp) => hp,
         Err(e) => {
             r.error(path, e);
@@ -278,7 +259,7 @@ fn egress_port_bind_capture(
                 at(path, "bind"),
                 "sidecar: ports with 0 value must have a unix domain socket bind address",
             ),
-            Some(uds) => r.check(at(path, "bind"), ports::unix_address(uds)),
+            Some(uds) => r.check(at(path, "bind"), fields::unix_address(uds)),
         }
         if !matches!(capture, CaptureMode::Default | CaptureMode::None) {
             r.error(
@@ -289,7 +270,7 @@ fn egress_port_bind_capture(
     } else {
         r.check(at(&pp, "number"), fields::port(i64::from(p.number)));
         if !bind.is_empty() {
-            r.check(at(path, "bind"), ports::ip_address(bind));
+            r.check(at(path, "bind"), fields::ip_address(bind));
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod cel;
 #[cfg(test)]
 mod tests;
 
-use super::authorization::policy_scope;
+use super::fields::policy_scope;
 use super::{at, idx, Report};
 use crate::meta::ObjectMeta;
 use crate::types::telemetry::*;

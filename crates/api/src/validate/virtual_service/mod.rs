@@ -5,12 +5,12 @@
 //! `exportTo`) and the TCP/TLS rules; [`http`] and `policies` hold the HTTP rules, `unreachable` the
 //! warnings about rules and matches that can never apply, [`headers`] and [`regex`] the header and
 //! RE2 syntax checks. [`validate_destination`], [`validate_gateway_names`] and
-//! [`validate_http_retry`] are shared with other kinds.
+//! [`validate_http_retry`] / [`http_retry`] are shared with other kinds.
 
 pub mod headers;
 pub mod http;
 mod policies;
-pub use policies::validate_http_retry;
+pub use policies::{http_retry, validate_http_retry};
 pub mod regex;
 mod unreachable;
 

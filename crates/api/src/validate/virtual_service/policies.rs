@@ -368,8 +368,21 @@ fn base64_len(s: &str) -> Option<usize> {
     Some(b.len() / 4 * 3 - pad)
 }
 
-/// Retry policy checks shared with mesh config's default retry policies.
+/// A VirtualService's retry policy: Istio's `ValidateHTTPRetry` plus the CRD's duration rule.
 pub fn validate_http_retry(r: &mut Report, path: &str, retry: &HttpRetry) {
+    http_retry(r, path, retry, true);
+}
+
+/// Istio's `ValidateHTTPRetry`, shared with the mesh config's default retry policies. `crd` adds
+/// the CRD's CEL duration rule (VirtualService); the mesh config is no CRD and gets only Istio's.
+pub fn http_retry(r: &mut Report, path: &str, retry: &HttpRetry, crd: bool) {
+    let duration = |r: &mut Report, p: &str, d: &crate::types::common::Duration| {
+        if crd {
+            duration(r, p, d);
+        } else {
+            r.check(p, fields::duration(d));
+        }
+    };
     if retry.attempts < 0 {
         r.error(at(path, "attempts"), "attempts cannot be negative");
     }

@@ -2,48 +2,26 @@
 //! URL scheme, sha256, name lengths, VM environment, traffic match ports) and the CRD schema's
 //! constraints and CEL rules on the same fields.
 //!
-//! Also home, for now, of schema checks that other kinds' CRDs share: label maps with bounded
-//! values, `matchLabels` selectors with the CEL wildcard rules, and policy target references.
+//! The selector and target references are checked by [`fields::policy_scope`].
 
 pub mod go_url;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::{at, fields, idx, Report};
 use crate::meta::ObjectMeta;
-use crate::types::common::{PolicyTargetReference, WorkloadSelector};
 use crate::types::wasm::*;
 
 /// Schemes a plugin may be fetched with; no scheme means OCI.
 pub const WASM_URL_SCHEMES: [&str; 5] = ["", "http", "https", "oci", "file"];
 
 pub fn validate(_meta: &ObjectMeta, spec: &WasmPlugin, r: &mut Report) {
-    fields::one_selector_kind(
+    fields::policy_scope(
         r,
-        "spec",
-        spec.selector.is_some(),
-        spec.target_ref.is_some(),
-        !spec.target_refs.is_empty(),
+        spec.selector.as_ref(),
+        spec.target_ref.as_ref(),
+        &spec.target_refs,
     );
-    match_labels_selector(r, "spec.selector", spec.selector.as_ref());
-    if let Some(t) = &spec.target_ref {
-        target_ref_schema(r, "spec.targetRef", t, true);
-        fields::policy_target_ref(r, "spec.targetRef", t);
-    }
-    if spec.target_refs.len() > 16 {
-        r.error(
-            "spec.targetRefs",
-            format!(
-                "Too many: {}: must have at most 16 items",
-                spec.target_refs.len()
-            ),
-        );
-    }
-    for (i, t) in spec.target_refs.iter().enumerate() {
-        let path = idx("spec.targetRefs", i);
-        target_ref_schema(r, &path, t, true);
-        fields::policy_target_ref(r, &path, t);
-    }
     match &spec.url {
         None => r.error("spec.url", "Required value: url field needs to be set"),
         Some(url) => r.check("spec.url", wasm_url(url)),
@@ -198,142 +176,9 @@ fn validate_match(r: &mut Report, path: &str, selectors: &[WasmTrafficSelector])
     }
 }
 
-/// A `selector` of `istio.type.v1beta1.WorkloadSelector` as the CRDs constrain it (at most 4096
-/// labels, values up to 63 characters, no empty keys, no wildcards), and Istio's warning for a
-/// selector without labels.
-pub fn match_labels_selector(r: &mut Report, path: &str, sel: Option<&WorkloadSelector>) {
-    let Some(sel) = sel else { return };
-    let labels_path = at(path, "matchLabels");
-    label_map_schema(r, &labels_path, &sel.match_labels, 4096);
-    for (k, v) in &sel.match_labels {
-        if k.is_empty() {
-            r.error(&labels_path, "key must not be empty");
-        }
-        if k.contains('*') {
-            r.error(
-                &labels_path,
-                format!("wildcard not allowed in label key match: {k:?}"),
-            );
-        }
-        if v.contains('*') {
-            r.error(
-                at(&labels_path, k),
-                format!("wildcard not allowed in label value match: {v:?}"),
-            );
-        }
-    }
-    if sel.match_labels.is_empty() {
-        r.warning(path, "workload selector specified without labels");
-    }
-}
-
-/// The schema's bounds on a label map: number of entries and value length.
-pub fn label_map_schema(
-    r: &mut Report,
-    path: &str,
-    labels: &BTreeMap<String, String>,
-    max_properties: usize,
-) {
-    if labels.len() > max_properties {
-        r.error(
-            path,
-            format!(
-                "Too many: {}: must have at most {max_properties} items",
-                labels.len()
-            ),
-        );
-    }
-    for (k, v) in labels {
-        if v.chars().count() > 63 {
-            r.error(
-                at(path, k),
-                format!("Too long: value of label {k:?} may not be longer than 63"),
-            );
-        }
-    }
-}
-
-/// `targetRefs` as the CRDs constrain them: at most 16, each well formed.
-pub fn target_refs_schema(r: &mut Report, path: &str, refs: &[PolicyTargetReference]) {
-    if refs.len() > 16 {
-        r.error(
-            path,
-            format!("Too many: {}: must have at most 16 items", refs.len()),
-        );
-    }
-    for (i, t) in refs.iter().enumerate() {
-        target_ref_schema(r, &idx(path, i), t, false);
-    }
-}
-
-/// One policy target reference as the CRD schema constrains it. With `istio_checks_follow`, the
-/// rules that [`fields::policy_target_ref`] also checks (name set, no namespace) are left to it.
-pub fn target_ref_schema(
-    r: &mut Report,
-    path: &str,
-    t: &PolicyTargetReference,
-    istio_checks_follow: bool,
-) {
-    if t.group.len() > 253 {
-        r.error(at(path, "group"), "Too long: may not be longer than 253");
-    }
-    if !t.group.is_empty() && !super::is_dns1123_subdomain(&t.group) {
-        r.error(
-            at(path, "group"),
-            format!(
-                "Invalid value: {:?}: group must be empty or a DNS subdomain (lower case)",
-                t.group
-            ),
-        );
-    }
-    if t.kind.is_empty() {
-        r.error(at(path, "kind"), "Required value: kind must be set");
-    } else if t.kind.len() > 63 {
-        r.error(at(path, "kind"), "Too long: may not be longer than 63");
-    } else if !is_kind_name(&t.kind) {
-        r.error(
-            at(path, "kind"),
-            format!(
-                "Invalid value: {:?}: should match '^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$'",
-                t.kind
-            ),
-        );
-    }
-    if t.name.len() > 253 {
-        r.error(at(path, "name"), "Too long: may not be longer than 253");
-    }
-    if istio_checks_follow {
-        return;
-    }
-    if t.name.is_empty() {
-        r.error(at(path, "name"), "Required value: name must be set");
-    }
-    if !t.namespace.is_empty() {
-        r.error(
-            at(path, "namespace"),
-            "cross namespace referencing is not currently supported",
-        );
-    }
-}
-
-fn is_kind_name(kind: &str) -> bool {
-    let b = kind.as_bytes();
-    !b.is_empty()
-        && b[0].is_ascii_alphabetic()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::{load_str, Decoded, Report};
-
-    fn check(yaml: &str) -> Report {
-        match load_str("t.yaml", yaml).into_iter().next() {
-            Some(Decoded::Resource(r)) => r.validate(),
-            other => panic!("not decoded: {other:?}"),
-        }
-    }
+    use crate::validate::testutil::{assert_error, assert_valid};
 
     /// A WasmPlugin with `spec` (YAML, indented by two) after a valid `url`.
     fn plugin(spec: &str) -> String {
@@ -341,27 +186,6 @@ mod tests {
             "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: p\n  namespace: ns\nspec:\n  url: oci://ghcr.io/acme/filter:1.0\n{}\n",
             spec.trim_matches('\n')
         )
-    }
-
-    fn errors(r: &Report) -> Vec<String> {
-        r.errors()
-            .map(|f| format!("{}: {}", f.path, f.message))
-            .collect()
-    }
-
-    fn assert_error(yaml: &str, path: &str, needle: &str) {
-        let r = check(yaml);
-        assert!(
-            r.errors()
-                .any(|f| f.path == path && f.message.contains(needle)),
-            "want {path}: {needle}; got {:?}",
-            errors(&r)
-        );
-    }
-
-    fn assert_valid(yaml: &str) {
-        let r = check(yaml);
-        assert!(!r.has_errors(), "unexpected errors: {:?}", errors(&r));
     }
 
     #[test]

@@ -1,12 +1,24 @@
 //! Field checks shared by several kinds, with Istio's rules and error wording: DNS names and
-//! wildcards, ports, Kubernetes labels, durations, IPs and subnets, `exportTo`, workload
-//! selectors and policy target references. Each returns `Err(message)`; the caller places it.
+//! wildcards, ports, Kubernetes labels, durations, IP and Unix socket addresses, subnets,
+//! `host:port`, `exportTo`; header names and values ([`headers`]). The value checks return
+//! `Err(message)` for the caller to place.
+//!
+//! [`selectors`] is the one home of the selector and target reference checks (Istio's webhook
+//! rules together with the CRD schema's bounds) that every kind with a
+//! `selector`/`workloadSelector` or `targetRef(s)` uses: [`workload_selector`],
+//! [`alpha_workload_selector`], [`target_refs`] and [`policy_scope`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{at, idx, Report};
-use crate::types::common::{Duration, PolicyTargetReference, WorkloadSelector};
+use super::{idx, Report};
+use crate::types::common::Duration;
+
+pub mod headers;
+pub mod selectors;
+
+pub use headers::{header_name, header_value};
+pub use selectors::*;
 
 const DNS1123_LABEL_MAX: usize = 63;
 
@@ -122,10 +134,78 @@ pub fn port(p: i64) -> Result<(), String> {
     }
 }
 
+/// An IP address as Istio's `ValidateIPAddress` (Go's `netip.ParseAddr`) takes it: IPv4, or IPv6
+/// possibly with a `%zone`.
 pub fn ip_address(addr: &str) -> Result<(), String> {
-    addr.parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("{addr} is not a valid IP"))
+    if is_ip(addr) {
+        Ok(())
+    } else {
+        Err(format!("{addr} is not a valid IP"))
+    }
+}
+
+/// Go's `netip.ParseAddr`: an IPv4 or IPv6 address, IPv6 possibly with a `%zone`.
+pub fn is_ip(s: &str) -> bool {
+    if s.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    match s.split_once('%') {
+        Some((a, zone)) if !zone.is_empty() && a.contains(':') => {
+            a.parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// A Unix domain socket path (after `unix://`): absolute and not a directory, or abstract
+/// (`@name`).
+pub fn unix_address(addr: &str) -> Result<(), String> {
+    if addr.is_empty() {
+        return Err("unix address must not be empty".into());
+    }
+    if addr.starts_with('@') {
+        return Ok(());
+    }
+    if !addr.starts_with('/') || addr.ends_with('/') {
+        return Err(format!("{addr} is not an absolute path to a file"));
+    }
+    Ok(())
+}
+
+/// Go's `net.SplitHostPort`: `host:port` or `[host]:port`, with its error wording.
+pub fn split_host_port(hp: &str) -> Result<(&str, &str), String> {
+    let err = |why: &str| Err(format!("address {hp}: {why}"));
+    let Some(colon) = hp.rfind(':') else {
+        return err("missing port in address");
+    };
+    let (host, j, k) = if hp.starts_with('[') {
+        let Some(end) = hp.find(']') else {
+            return err("missing ']' in address");
+        };
+        if end + 1 == hp.len() {
+            return err("missing port in address");
+        }
+        if end + 1 != colon {
+            if hp.as_bytes()[end + 1] == b':' {
+                return err("too many colons in address");
+            }
+            return err("missing port in address");
+        }
+        (&hp[1..end], 1, end + 1)
+    } else {
+        let host = &hp[..colon];
+        if host.contains(':') {
+            return err("too many colons in address");
+        }
+        (host, 0, 0)
+    };
+    if hp[j..].contains('[') {
+        return err("unexpected '[' in address");
+    }
+    if hp[k..].contains(']') {
+        return err("unexpected ']' in address");
+    }
+    Ok((host, &hp[colon + 1..]))
 }
 
 /// `a.b.c.d/nn`, an IPv6 prefix, or a bare address.
@@ -188,85 +268,6 @@ pub fn labels(r: &mut Report, path: &str, labels: &BTreeMap<String, String>) {
     for (k, v) in labels {
         r.check(path, label_key(k));
         r.check(path, label_value(v));
-    }
-}
-
-/// `selector.matchLabels`: no empty keys, no wildcards; an empty selector is a warning.
-pub fn workload_selector(r: &mut Report, path: &str, sel: Option<&WorkloadSelector>) {
-    let Some(sel) = sel else { return };
-    for (k, v) in &sel.match_labels {
-        if k.is_empty() {
-            r.error(
-                at(path, "matchLabels"),
-                format!("empty key is not supported in selector: \"{k}={v}\""),
-            );
-        }
-        if k.contains('*') || v.contains('*') {
-            r.error(
-                at(path, "matchLabels"),
-                format!("wildcard is not supported in selector: \"{k}={v}\""),
-            );
-        }
-    }
-    if sel.match_labels.is_empty() {
-        r.warning(path, "workload selector specified without labels");
-    }
-}
-
-/// `targetRef`/`targetRefs`: a named Service, ServiceEntry, Gateway or GatewayClass in the same
-/// namespace.
-pub fn policy_target_ref(r: &mut Report, path: &str, t: &PolicyTargetReference) {
-    if t.name.is_empty() {
-        r.error(at(path, "name"), "targetRef name must be set");
-    }
-    if !t.namespace.is_empty() {
-        r.error(
-            at(path, "namespace"),
-            "targetRef namespace must not be set; cross namespace referencing is not supported",
-        );
-    }
-    let group = if t.group.is_empty() {
-        "core"
-    } else {
-        t.group.as_str()
-    };
-    let allowed = matches!(
-        (group, t.kind.as_str()),
-        ("core", "Service")
-            | ("networking.istio.io", "ServiceEntry")
-            | ("gateway.networking.k8s.io", "Gateway")
-            | ("gateway.networking.k8s.io", "GatewayClass")
-    );
-    if !allowed {
-        r.error(
-            path,
-            format!(
-                "targetRef must be to one of [core/Service networking.istio.io/ServiceEntry \
-                 gateway.networking.k8s.io/Gateway gateway.networking.k8s.io/GatewayClass] but was {}/{}",
-                t.group, t.kind
-            ),
-        );
-    }
-}
-
-/// Only one of `selector`, `targetRef`, `targetRefs` may be set.
-pub fn one_selector_kind(
-    r: &mut Report,
-    path: &str,
-    selector: bool,
-    target_ref: bool,
-    target_refs: bool,
-) {
-    if [selector, target_ref, target_refs]
-        .iter()
-        .filter(|b| **b)
-        .count()
-        > 1
-    {
-        r.error(
-            path,
-            "only one of targetRefs or workloadSelector can be set",
-        );
     }
 }
 
@@ -390,37 +391,6 @@ pub fn join_errors(errs: Vec<String>) -> Result<(), String> {
     }
 }
 
-/// An HTTP header name (RFC 7230 token).
-pub fn header_name(name: &str) -> Result<(), String> {
-    const EXTRA: &[u8] = b"!#$%&'*+-.^_`|~";
-    if name.is_empty() {
-        return Err("header name cannot be empty".into());
-    }
-    if name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || EXTRA.contains(&c))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "header name {name:?} is not a valid HTTP header name"
-        ))
-    }
-}
-
-/// A header value: no control characters other than tab.
-pub fn header_value(value: &str) -> Result<(), String> {
-    if value
-        .chars()
-        .any(|c| (c < ' ' && c != '\t') || c == '\u{7f}')
-    {
-        return Err(format!(
-            "header value {value:?} contains invalid characters"
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +417,23 @@ mod tests {
         assert!(label_value("").is_ok());
         assert!(label_value("v1.2_x").is_ok());
         assert!(label_value("v1/").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(split_host_port("127.0.0.1:80"), Ok(("127.0.0.1", "80")));
+        assert_eq!(split_host_port("[::1]:80"), Ok(("::1", "80")));
+        assert_eq!(split_host_port(":80"), Ok(("", "80")));
+        assert!(split_host_port("127.0.0.1").is_err());
+        assert!(split_host_port("::1:80").is_err());
+        assert!(split_host_port("[::1]80").is_err());
+        assert!(split_host_port("[::1]").is_err());
+        assert!(unix_address("@abstract").is_ok());
+        assert!(unix_address("/var/run/sock").is_ok());
+        assert!(unix_address("relative").is_err());
+        assert!(unix_address("/dir/").is_err());
+        assert!(is_ip("fe80::1%eth0"));
+        assert!(!is_ip("1.2.3.4%eth0"));
     }
 
     #[test]
