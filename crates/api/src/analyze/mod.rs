@@ -9,8 +9,10 @@
 
 pub mod conditions;
 pub mod context;
+pub mod gateway;
 pub mod messages;
 pub mod schema;
+pub mod selectors;
 pub mod service;
 
 use std::fmt;
@@ -82,6 +84,7 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
         &service::PortName,
         &conditions::NegativeConditions,
     ];
+    v.extend([gateway::ALL].concat());
     v.sort_by_key(|a| a.name());
     v
 }
