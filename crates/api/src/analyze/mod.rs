@@ -14,6 +14,8 @@ pub mod messages;
 pub mod schema;
 pub mod selectors;
 pub mod service;
+pub mod serviceentry;
+pub mod sidecar;
 
 use std::fmt;
 
@@ -84,7 +86,7 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
         &service::PortName,
         &conditions::NegativeConditions,
     ];
-    v.extend([gateway::ALL].concat());
+    v.extend([gateway::ALL, serviceentry::ALL, sidecar::ALL].concat());
     v.sort_by_key(|a| a.name());
     v
 }
