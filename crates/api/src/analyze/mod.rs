@@ -7,6 +7,7 @@
 //! - one module per analyzer family (`schema`, `service`, `conditions`, ...), each exposing
 //!   analyzers that implement [`Analyzer`]; [`all`] lists them.
 
+pub mod authz;
 pub mod conditions;
 pub mod context;
 pub mod gateway;
@@ -16,6 +17,7 @@ pub mod selectors;
 pub mod service;
 pub mod serviceentry;
 pub mod sidecar;
+pub mod telemetry;
 
 use std::fmt;
 
@@ -86,7 +88,16 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
         &service::PortName,
         &conditions::NegativeConditions,
     ];
-    v.extend([gateway::ALL, serviceentry::ALL, sidecar::ALL].concat());
+    v.extend(
+        [
+            gateway::ALL,
+            serviceentry::ALL,
+            sidecar::ALL,
+            telemetry::ALL,
+            authz::ALL,
+        ]
+        .concat(),
+    );
     v.sort_by_key(|a| a.name());
     v
 }
