@@ -52,7 +52,7 @@ fn no_workloads(r: &Resource, selector: &str, scope: &str) -> Message {
         Code::NoMatchingWorkloadsFound,
         &r.into(),
         "",
-        format!("The policy matches no workload: no pod{what} in {scope} runs a sidecar or ambient mode"),
+        format!("The policy matches no workload: no pod{what} in {scope} is in the mesh (with a sidecar or in ambient mode)"),
     )
 }
 

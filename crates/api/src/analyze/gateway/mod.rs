@@ -232,9 +232,10 @@ impl Analyzer for ConflictingGateways {
                 .filter(|((s, _), (selector, _))| same_workload(s, selector))
                 .map(|((_, port), (_, gws))| (port, gws))
                 .collect();
-            if !sel.is_empty() && hits.is_empty() {
+            // Istio reports the selector as missing when no other Gateway shares it, which
+            // flags every server-less Gateway; only a selector that reaches no workload is.
+            if !sel.is_empty() && gateway_workloads(&workloads, gw).next().is_none() {
                 out.push(selector_not_found(r, gw));
-                continue;
             }
             for (i, server) in gw.servers.iter().enumerate() {
                 let port = port_of(server);

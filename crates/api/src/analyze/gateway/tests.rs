@@ -90,14 +90,12 @@ fn selector_matching_nothing_is_reported_once_by_all_analyzers() {
         &SecretCheck,
         &ConflictingGateways,
     ] {
-        // ConflictingGateways finds the gateway's own claim, so it only reports gateways
-        // without servers.
-        let want = if a.name() == "gateway.ConflictingGatewayAnalyzer" {
-            vec![]
-        } else {
-            vec![m("IST0101", "Gateway default/gw")]
-        };
-        assert_eq!(run(a, &yaml), want, "{}", a.name());
+        assert_eq!(
+            run(a, &yaml),
+            vec![m("IST0101", "Gateway default/gw")],
+            "{}",
+            a.name()
+        );
     }
 }
 
@@ -201,8 +199,17 @@ fn different_workloads_do_not_conflict() {
         "metadata: {name: b, namespace: other}\nspec:\n  selector: {istio: ingressgateway}",
         "metadata: {name: b, namespace: other}\nspec:\n  selector: {istio: eastwest}",
     );
-    // `b` now selects nothing either: it has its own claim, so no "selector not found" here.
-    assert_eq!(run(&ConflictingGateways, &yaml), vec![]);
+    assert_eq!(
+        run(&ConflictingGateways, &yaml),
+        vec![m("IST0101", "Gateway other/b")]
+    );
+}
+
+#[test]
+fn serverless_gateway_on_a_real_workload_is_not_missing_its_selector() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g, namespace: default}\n\
+                spec:\n  selector: {istio: ingressgateway}\n";
+    assert_eq!(run(&ConflictingGateways, yaml), vec![]);
 }
 
 const CERTS: &str = r#"
