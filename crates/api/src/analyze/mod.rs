@@ -7,14 +7,20 @@
 //! - one module per analyzer family (`schema`, `service`, `conditions`, ...), each exposing
 //!   analyzers that implement [`Analyzer`]; [`all`] lists them.
 
+pub mod authz;
 pub mod conditions;
 pub mod context;
 pub mod deprecation;
 pub mod destinationrule;
+pub mod gateway;
 pub mod hosts;
 pub mod messages;
 pub mod schema;
+pub mod selectors;
 pub mod service;
+pub mod serviceentry;
+pub mod sidecar;
+pub mod telemetry;
 pub mod virtualservice;
 
 use std::fmt;
@@ -89,6 +95,16 @@ pub fn all() -> Vec<&'static dyn Analyzer> {
     v.extend_from_slice(virtualservice::ALL);
     v.extend_from_slice(destinationrule::ALL);
     v.extend_from_slice(deprecation::ALL);
+    v.extend(
+        [
+            gateway::ALL,
+            serviceentry::ALL,
+            sidecar::ALL,
+            telemetry::ALL,
+            authz::ALL,
+        ]
+        .concat(),
+    );
     v.sort_by_key(|a| a.name());
     v
 }
