@@ -566,13 +566,39 @@ impl LooseMeta {
     }
 }
 
-/// Parse a whole file and decode every document in it.
+/// Parse a whole file and decode every document in it; the items of a `kind: List` (as
+/// `kubectl get -o yaml` prints several objects) are decoded one by one.
 pub fn load_str(file: &str, text: &str) -> Vec<Decoded> {
-    crate::source::parse_stream(file, text)
-        .into_iter()
-        .map(|d| match d {
-            Ok(doc) => decode(doc),
-            Err(e) => Decoded::Invalid(vec![e.into()]),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for d in crate::source::parse_stream(file, text) {
+        match d {
+            Ok(doc) => match list_items(&doc) {
+                Some(items) => out.extend(items.into_iter().map(decode)),
+                None => out.push(decode(doc)),
+            },
+            Err(e) => out.push(Decoded::Invalid(vec![e.into()])),
+        }
+    }
+    out
+}
+
+/// The objects of a `v1` `List` (or `<Kind>List`) document, each with its own positions.
+fn list_items(doc: &RawDocument) -> Option<Vec<RawDocument>> {
+    let kind = doc.value.get("kind")?.as_str()?;
+    let version = doc.value.get("apiVersion")?.as_str()?;
+    if version != "v1" || !kind.ends_with("List") {
+        return None;
+    }
+    let items = doc.value.get("items")?.as_array()?;
+    Some(
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| RawDocument {
+                origin: doc.origin.clone(),
+                value: item.clone(),
+                positions: doc.positions.subtree(&format!("items[{i}]")),
+            })
+            .collect(),
+    )
 }

@@ -40,6 +40,21 @@ pub struct Positions {
 }
 
 impl Positions {
+    /// The positions below `prefix` (e.g. `items[2]`), re-rooted so that `prefix.x` becomes `x`:
+    /// for the objects inside a `kind: List`.
+    pub fn subtree(&self, prefix: &str) -> Positions {
+        let mut lines = HashMap::new();
+        for (k, v) in &self.lines {
+            if k == prefix {
+                lines.insert(String::new(), *v);
+            } else if let Some(rest) = k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
+                lines.insert(rest.to_string(), *v);
+            }
+        }
+        let first = self.lines.get(prefix).copied().unwrap_or(self.first);
+        Positions { lines, first }
+    }
+
     /// Line of `path`, or of its nearest ancestor that has one (missing fields point at their parent).
     pub fn line_of(&self, path: &str) -> usize {
         let mut p = path;

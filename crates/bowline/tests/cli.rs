@@ -150,3 +150,15 @@ fn analyze_json_names_code_level_and_origin() {
     assert_eq!(m["origin"], "Service shop/web");
     assert_eq!(m["reference"], "<stdin>:8");
 }
+
+#[test]
+fn the_items_of_a_list_are_resources_of_their_own() {
+    let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n- apiVersion: networking.istio.io/v1\n  kind: Gateway\n  metadata:\n    name: g\n  spec:\n    servers:\n    - port: {number: 80, name: http, protocol: HTTP}\n      hosts: [\"*\"]\n      bogus: 1\n";
+    let (code, out) = validate_stdin(yaml);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 valid, 1 invalid"), "{out}");
+    assert!(
+        out.contains("<stdin>:16: Gateway default/g: spec.servers[0].bogus"),
+        "{out}"
+    );
+}
