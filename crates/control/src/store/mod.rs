@@ -13,6 +13,7 @@ pub mod source;
 pub mod writer;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
@@ -34,6 +35,8 @@ pub enum StoreError {
     #[error("the config store's worker stopped: {0}")]
     Worker(String),
 }
+
+type ReloadObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
 /// A reader's view of the store: cheap to clone, never blocks the store.
 #[derive(Clone)]
@@ -66,8 +69,20 @@ pub struct Store {
 impl Store {
     /// Scan `source` once (the snapshot exists, at version 1, when this returns), then keep the
     /// store current in a background task until the source ends or the store is dropped.
-    pub async fn start<S: ConfigSource>(mut source: S) -> Result<Store, StoreError> {
+    pub async fn start<S: ConfigSource>(source: S) -> Result<Store, StoreError> {
+        Store::start_observed(source, |_| {}).await
+    }
+
+    /// [`Store::start`], calling `on_reload` with the duration of every scan and rebuild (the
+    /// first one included, found changes or not), for the control plane's metrics. The store
+    /// stays free of any metrics library.
+    pub async fn start_observed<S: ConfigSource>(
+        mut source: S,
+        on_reload: impl Fn(Duration) + Send + Sync + 'static,
+    ) -> Result<Store, StoreError> {
+        let on_reload: ReloadObserver = Arc::new(on_reload);
         let mut cache = DecodeCache::default();
+        let started = Instant::now();
         let (source_back, cache, first) = tokio::task::spawn_blocking(move || {
             let first = source
                 .scan()
@@ -77,6 +92,7 @@ impl Store {
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?;
         let mut first = first?;
+        on_reload(started.elapsed());
         first.version = 1;
         log_snapshot(&first, None);
         let (tx, rx) = watch::channel(first.version);
@@ -85,7 +101,7 @@ impl Store {
             current: current.clone(),
             versions: rx,
         };
-        let task = tokio::spawn(run(source_back, cache, current, tx));
+        let task = tokio::spawn(run(source_back, cache, current, tx, on_reload));
         Ok(Store { handle, task })
     }
 
@@ -105,12 +121,14 @@ async fn run<S: ConfigSource>(
     mut cache: DecodeCache,
     current: Arc<ArcSwap<ConfigSnapshot>>,
     tx: watch::Sender<u64>,
+    on_reload: ReloadObserver,
 ) {
     loop {
         if !source.changed().await {
             info!("config source ended; the store keeps its last snapshot");
             return;
         }
+        let started = Instant::now();
         let prev = current.load_full();
         // Scanning reads files and decoding is CPU work: both go to the blocking pool, and the
         // source and cache travel there and back with the job.
@@ -132,6 +150,7 @@ async fn run<S: ConfigSource>(
                 return;
             }
         };
+        on_reload(started.elapsed());
         let mut next = match next {
             Ok(next) => next,
             Err(e) => {
