@@ -28,6 +28,14 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run one of Istio's demo apps (Bookinfo, httpbin, tcp-echo, helloworld) in the foreground
     DemoApp(cmd::demo_app::Args),
+    /// Run the control plane over a directory of Istio YAML (istiod's job)
+    Control(cmd::control::Args),
+    /// Create or update resources in the running control plane (kubectl apply -f)
+    Apply(cmd::apply::ApplyArgs),
+    /// Delete the resources named in files from the running control plane (kubectl delete -f)
+    Delete(cmd::apply::DeleteArgs),
+    /// List resources of the running control plane (kubectl get)
+    Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot of listeners, routes and clusters
     Proxy(cmd::proxy::Args),
 }
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::DemoApp(a) => cmd::demo_app::run(a),
+        Command::Control(a) => cmd::control::run(a),
+        Command::Apply(a) => cmd::apply::apply(a),
+        Command::Delete(a) => cmd::apply::delete(a),
+        Command::Get(a) => cmd::get::run(a),
         Command::Proxy(a) => cmd::proxy::run(a),
     };
     match result {

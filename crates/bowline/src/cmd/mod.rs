@@ -1,7 +1,11 @@
 //! Subcommands: argument structs and the thin glue from them to the libraries.
 
 pub mod analyze;
+pub mod apply;
+pub mod client;
+pub mod control;
 pub mod demo_app;
+pub mod get;
 pub mod input;
 pub mod proxy;
 pub mod validate;

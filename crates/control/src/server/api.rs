@@ -18,6 +18,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
+use tracing::warn;
 
 use super::metrics::WriteOp;
 use super::{json, text, Body, ControlPlane};
@@ -32,8 +33,8 @@ pub(super) async fn write(
     req: Request<Incoming>,
     op: WriteOp,
 ) -> Response<Body> {
-    let input = param(req.uri().query().unwrap_or(""), "input")
-        .unwrap_or_else(|| "<request>".to_string());
+    let input =
+        param(req.uri().query().unwrap_or(""), "input").unwrap_or_else(|| "<request>".to_string());
     let body: Bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -63,6 +64,12 @@ pub(super) async fn write(
         }
     };
     state.metrics.observe_writes(op, &results);
+    for r in &results {
+        if let Outcome::Rejected(reason) = &r.outcome {
+            warn!(op = ?op, input = %r.input, resource = ?r.key.as_ref().map(ToString::to_string),
+                %reason, "document rejected");
+        }
+    }
     json(StatusCode::OK, &write_answer(&results))
 }
 
@@ -126,8 +133,7 @@ pub(super) async fn get(state: &Arc<ControlPlane>, query: &str) -> Response<Body
             .map(|e| {
                 let mut object = e.value.clone();
                 if !e.key.namespace.is_empty() {
-                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
-                    {
+                    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.insert("namespace".into(), Value::String(e.key.namespace.clone()));
                     }
                 }
@@ -165,11 +171,19 @@ fn param(query: &str, key: &str) -> Option<String> {
 
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
-    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied(), bytes.get(i + 2).copied()) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied(),
+            bytes.get(i + 2).copied(),
+        ) {
             (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
                 out.push(hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0));
                 i += 3;

@@ -24,7 +24,7 @@ pub use snapshot::{ConfigSnapshot, Entry, MeshSource, Rejection, ResourceKey};
 pub use source::{
     ConfigSource, DirSource, SourceError, SourceSet, SourceText, DEFAULT_DEBOUNCE, MESH_FILE,
 };
-pub use writer::{ConfigWriter, Outcome, WriteResult};
+pub use writer::{to_yaml, ConfigWriter, Outcome, WriteResult};
 
 use build::DecodeCache;
 

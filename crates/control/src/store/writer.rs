@@ -356,9 +356,10 @@ fn write_atomic(path: &Path, contents: &str) -> std::io::Result<()> {
     result
 }
 
-/// The document as YAML; as JSON (which is YAML too) in the unlikely case the YAML emitter's
-/// output would not read back as the same value.
-fn to_yaml(value: &Value) -> String {
+/// A document as YAML (what the writer writes and `bowline get -o yaml` prints); as JSON (which
+/// is YAML too) in the unlikely case the YAML emitter's output would not read back as the same
+/// value.
+pub fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     let emitted = YamlEmitter::new(&mut out).dump(&yaml_of(value)).is_ok();
     if emitted {
