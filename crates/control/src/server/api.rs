@@ -9,9 +9,11 @@
 //!   (`VirtualService`); no namespace means all namespaces. Answer: `{"kind", "items":
 //!   [{"object", "origin", "ageSeconds"}]}`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use api::source::parse_stream;
 use api::Kind;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -22,11 +24,14 @@ use tracing::warn;
 
 use super::metrics::WriteOp;
 use super::{json, text, Body, ControlPlane};
-use crate::store::{Outcome, WriteResult};
+use crate::store::{ConfigSnapshot, Outcome, ResourceKey, WriteResult};
 
 /// Larger than any sane set of Istio resources, small enough that a stray upload cannot exhaust
 /// memory.
 const MAX_BODY: usize = 8 * 1024 * 1024;
+/// How long an apply waits for the store to serve what it wrote: the store's longest debounce
+/// (10 periods of the default 100 ms) and a rebuild of a large directory, with room to spare.
+const WRITE_VISIBLE_WITHIN: Duration = Duration::from_secs(5);
 
 pub(super) async fn write(
     state: &Arc<ControlPlane>,
@@ -64,6 +69,9 @@ pub(super) async fn write(
         }
     };
     state.metrics.observe_writes(op, &results);
+    // kubectl's contract: once apply returns, get shows the change. The store picks files up
+    // after its debounce, so wait (bounded) until the snapshot serves what was written.
+    wait_until_served(state, &results).await;
     for r in &results {
         if let Outcome::Rejected(reason) = &r.outcome {
             warn!(op = ?op, input = %r.input, resource = ?r.key.as_ref().map(ToString::to_string),
@@ -71,6 +79,78 @@ pub(super) async fn write(
         }
     }
     json(StatusCode::OK, &write_answer(&results))
+}
+
+/// What the store must serve for a write to be visible: the written file's document, or no
+/// longer the removed file's.
+enum Expect {
+    Serves(ResourceKey, PathBuf, Value),
+    Gone(ResourceKey, PathBuf),
+}
+
+impl Expect {
+    fn met(&self, snap: &ConfigSnapshot) -> bool {
+        match self {
+            Expect::Serves(key, file, value) => snap
+                .get(key)
+                .is_some_and(|e| Path::new(e.file()) == file && e.value == *value),
+            Expect::Gone(key, file) => snap.get(key).is_none_or(|e| Path::new(e.file()) != file),
+        }
+    }
+}
+
+async fn wait_until_served(state: &ControlPlane, results: &[WriteResult]) {
+    let written: Vec<(ResourceKey, PathBuf, bool)> = results
+        .iter()
+        .filter_map(|r| {
+            let gone = match r.outcome {
+                Outcome::Created | Outcome::Configured | Outcome::Unchanged => false,
+                Outcome::Deleted => true,
+                Outcome::NotFound | Outcome::Rejected(_) => return None,
+            };
+            Some((r.key.clone()?, r.file.clone()?, gone))
+        })
+        .collect();
+    if written.is_empty() {
+        return;
+    }
+    // Read back what was written (a concurrent edit may since have changed it; then that edit
+    // is what the store will serve, and what is waited for).
+    let expected = tokio::task::spawn_blocking(move || {
+        written
+            .into_iter()
+            .filter_map(|(key, file, gone)| {
+                if gone {
+                    return Some(Expect::Gone(key, file));
+                }
+                let text = std::fs::read_to_string(&file).ok()?;
+                let name = file.display().to_string();
+                let value = parse_stream(&name, &text).into_iter().next()?.ok()?.value;
+                Some(Expect::Serves(key, file, value))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut versions = state.store.subscribe();
+    let deadline = tokio::time::Instant::now() + WRITE_VISIBLE_WITHIN;
+    loop {
+        let snap = state.store.load();
+        if expected.iter().all(|e| e.met(&snap)) {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, versions.changed()).await {
+            Ok(Ok(())) => {}
+            // The store stopped, or took too long: the files are written either way.
+            Ok(Err(_)) | Err(_) => {
+                warn!(
+                    version = snap.version,
+                    "written config not yet served; answering anyway"
+                );
+                return;
+            }
+        }
+    }
 }
 
 fn write_answer(results: &[WriteResult]) -> Value {
