@@ -70,30 +70,32 @@ impl ControlPlane {
 /// The bound endpoint, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    local_addr: SocketAddr,
     state: Arc<ControlPlane>,
 }
 
 impl Server {
     pub async fn bind(addr: SocketAddr, state: ControlPlane) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let bind_err = |source| ServerError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
         Ok(Server {
             listener,
+            local_addr,
             state: Arc::new(state),
         })
     }
 
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.local_addr
     }
 
     /// Serve until `shutdown` resolves, then give open connections [`SHUTDOWN_GRACE`] to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Server { listener, state } = self;
+        let Server {
+            listener, state, ..
+        } = self;
         let updater = tokio::spawn(keep_metrics_current(state.clone()));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
@@ -158,8 +160,10 @@ async fn handle(state: &Arc<ControlPlane>, req: Request<Incoming>) -> Response<B
         (Method::POST, "/apis/apply") => api::write(state, req, metrics::WriteOp::Apply).await,
         (Method::POST, "/apis/delete") => api::write(state, req, metrics::WriteOp::Delete).await,
         (Method::GET, "/apis/get") => api::get(state, req.uri().query().unwrap_or("")).await,
-        (_, "/ready" | "/debug/configz" | "/metrics" | "/apis/get" | "/apis/apply")
-        | (_, "/apis/delete") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        (
+            _,
+            "/ready" | "/debug/configz" | "/metrics" | "/apis/get" | "/apis/apply" | "/apis/delete",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     debug!(%method, %path, status = response.status().as_u16(), "monitoring request");
