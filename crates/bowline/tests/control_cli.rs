@@ -247,6 +247,13 @@ fn apply_get_delete_through_a_running_control_plane() {
     let o = cp.cli(&["delete", "--ignore-not-found", "-f", f]);
     assert!(o.status.success());
 
+    // A file with no objects is an error, as in kubectl.
+    let empty = tmp.path().join("empty.yaml");
+    std::fs::write(&empty, "# nothing here\n").expect("writes");
+    let o = cp.cli(&["apply", "-f", empty.to_str().expect("utf-8 path")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(out(&o).1, "error: no objects passed to apply\n");
+
     let status = cp.terminate();
     assert_eq!(status.code(), Some(0), "SIGTERM exits cleanly");
 }

@@ -45,12 +45,12 @@ pub struct DeleteArgs {
 }
 
 pub fn apply(args: ApplyArgs) -> Result<ExitCode> {
-    send("/apis/apply", &args.files, &args.control_plane, false)
+    send("apply", &args.files, &args.control_plane, false)
 }
 
 pub fn delete(args: DeleteArgs) -> Result<ExitCode> {
     send(
-        "/apis/delete",
+        "delete",
         &args.files,
         &args.control_plane,
         args.ignore_not_found,
@@ -58,7 +58,7 @@ pub fn delete(args: DeleteArgs) -> Result<ExitCode> {
 }
 
 fn send(
-    endpoint: &str,
+    verb: &str,
     files: &[PathBuf],
     control_plane: &ControlPlaneArg,
     ignore_not_found: bool,
@@ -68,9 +68,10 @@ fn send(
     let inputs = super::input::read_all(files)?;
     let addr = control_plane.addr();
     let mut failed = false;
+    let mut documents = 0usize;
     for input in inputs {
         let path = format!(
-            "{endpoint}?input={}",
+            "/apis/{verb}?input={}",
             control::server::percent_encode(&input.name)
         );
         let answer = call_json(&addr, Method::POST, &path, input.text)?;
@@ -79,6 +80,7 @@ fn send(
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default();
+        documents += results.len();
         for r in results {
             let message = r.get("message").and_then(Value::as_str).unwrap_or("");
             match r.get("outcome").and_then(Value::as_str) {
@@ -90,6 +92,11 @@ fn send(
                 _ => println!("{message}"),
             }
         }
+    }
+    if documents == 0 {
+        // kubectl's answer to files holding no objects: an error, not silent success.
+        eprintln!("error: no objects passed to {verb}");
+        return Ok(ExitCode::from(1));
     }
     Ok(if failed {
         ExitCode::from(1)

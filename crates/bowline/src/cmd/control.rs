@@ -12,7 +12,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use control::server::{ControlPlane, Metrics, Server, DEFAULT_MONITORING_ADDR};
+use control::server::{
+    ControlPlane, Metrics, Server, DEFAULT_MONITORING_ADDR, DEFAULT_WRITE_VISIBLE_WITHIN,
+};
 use control::store::{ConfigWriter, DirSource, Store};
 
 #[derive(clap::Args)]
@@ -57,7 +59,10 @@ async fn serve(args: Args) -> Result<ExitCode> {
     // Rejected documents are logged by the store itself, with file, line and reason.
     let store = Store::start_observed(source, move |d| reloads.observe(d.as_secs_f64())).await?;
     let writer = ConfigWriter::new(&args.config_dir, store.handle());
-    let plane = ControlPlane::new(store.handle(), writer, metrics);
+    // The store may hold a busy directory's change back for ten debounce periods.
+    let debounce = Duration::from_millis(args.debounce_ms);
+    let plane = ControlPlane::new(store.handle(), writer, metrics)
+        .with_write_visible_within(DEFAULT_WRITE_VISIBLE_WITHIN.max(debounce * 12));
     let server = Server::bind(args.monitoring_addr, plane).await?;
     let addr = server.local_addr();
     tracing::info!(%addr, config_dir = %args.config_dir.display(), "control plane ready");

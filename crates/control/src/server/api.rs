@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use api::source::parse_stream;
 use api::Kind;
@@ -29,9 +29,6 @@ use crate::store::{ConfigSnapshot, Outcome, ResourceKey, WriteResult};
 /// Larger than any sane set of Istio resources, small enough that a stray upload cannot exhaust
 /// memory.
 const MAX_BODY: usize = 8 * 1024 * 1024;
-/// How long an apply waits for the store to serve what it wrote: the store's longest debounce
-/// (10 periods of the default 100 ms) and a rebuild of a large directory, with room to spare.
-const WRITE_VISIBLE_WITHIN: Duration = Duration::from_secs(5);
 
 pub(super) async fn write(
     state: &Arc<ControlPlane>,
@@ -133,7 +130,7 @@ async fn wait_until_served(state: &ControlPlane, results: &[WriteResult]) {
     .await
     .unwrap_or_default();
     let mut versions = state.store.subscribe();
-    let deadline = tokio::time::Instant::now() + WRITE_VISIBLE_WITHIN;
+    let deadline = tokio::time::Instant::now() + state.write_visible_within;
     loop {
         let snap = state.store.load();
         if expected.iter().all(|e| e.met(&snap)) {

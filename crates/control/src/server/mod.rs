@@ -32,6 +32,10 @@ pub use metrics::Metrics;
 
 /// istiod's monitoring port, on loopback: see the module documentation for why.
 pub const DEFAULT_MONITORING_ADDR: &str = "127.0.0.1:15014";
+/// How long an apply waits, by default, for the store to serve what it wrote: the store's longest
+/// debounce (10 periods of the default 100 ms) and a rebuild of a large directory, with room to
+/// spare.
+pub const DEFAULT_WRITE_VISIBLE_WITHIN: Duration = Duration::from_secs(5);
 /// How long open connections may finish their request after shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -50,6 +54,7 @@ pub struct ControlPlane {
     writer: Arc<ConfigWriter>,
     metrics: Metrics,
     registry: Registry,
+    write_visible_within: Duration,
 }
 
 impl ControlPlane {
@@ -63,7 +68,15 @@ impl ControlPlane {
             writer: Arc::new(writer),
             metrics,
             registry,
+            write_visible_within: DEFAULT_WRITE_VISIBLE_WITHIN,
         }
+    }
+
+    /// How long an apply or delete may wait for the store to serve its change before answering
+    /// anyway; must cover the store's debounce, which can delay a change by up to ten periods.
+    pub fn with_write_visible_within(mut self, within: Duration) -> ControlPlane {
+        self.write_visible_within = within;
+        self
     }
 }
 
@@ -154,6 +167,7 @@ async fn handle(state: &Arc<ControlPlane>, req: Request<Incoming>) -> Response<B
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let response = match (method.clone(), path.as_str()) {
+        // The first snapshot is loaded before the endpoint is bound: serving means ready.
         (Method::GET, "/ready") => text(StatusCode::OK, "ready\n"),
         (Method::GET, "/debug/configz") => json(StatusCode::OK, &state.store.load().configz()),
         (Method::GET, "/metrics") => metrics_page(state),
