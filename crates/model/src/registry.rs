@@ -464,4 +464,4 @@ fn push_se_endpoints(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
