@@ -68,13 +68,24 @@ impl Drop for Proxy {
 /// Runs `bowline proxy --config-dir DIR --role gateway` with the Gateway's port 8080 moved to a
 /// free port.
 fn gateway(dir: &Path, seed: u64) -> Proxy {
+    serve(
+        dir,
+        &["--role", "gateway", "--labels", "istio=ingressgateway"],
+        "istio-system",
+        8080,
+        seed,
+    )
+}
+
+/// Runs `bowline proxy --config-dir DIR` with `role_args`, moving `config_port` to a free port.
+fn serve(dir: &Path, role_args: &[&str], namespace: &str, config_port: u16, seed: u64) -> Proxy {
     let port = free_port();
-    let offset = i32::from(port) - 8080;
+    let offset = i32::from(port) - i32::from(config_port);
     let mut child = Command::new(env!("CARGO_BIN_EXE_bowline"))
         .args(["proxy", "--config-dir"])
         .arg(dir)
-        .args(["--role", "gateway", "--labels", "istio=ingressgateway"])
-        .args(["--namespace", "istio-system"])
+        .args(role_args)
+        .args(["--namespace", namespace])
         .arg(format!("--port-offset={offset}"))
         .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
         .args(["--health-addr", &format!("127.0.0.1:{}", free_port())])
@@ -214,6 +225,69 @@ async fn virtual_service_header_match_and_weighted_split_through_the_gateway() {
     assert_eq!(v2.count(), 20);
     let share = ones as f64 / n as f64;
     assert!((0.73..=0.87).contains(&share), "v1 got {ones} of {n}");
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_routes_by_service_name_with_mesh_virtual_services() {
+    let block = block(2);
+    let v1 = Backend::start_at("reviews-v1", addr(&block, 3)).await;
+    let v2 = Backend::start_at("reviews-v2", addr(&block, 4)).await;
+    let ratings = Backend::start_at("ratings", addr(&block, 6)).await;
+    let dir = routing_dir(&block);
+    let proxy = serve(
+        &dir,
+        &[
+            "--role",
+            "sidecar",
+            "--labels",
+            "app=productpage,version=v1",
+        ],
+        "default",
+        9080,
+        3,
+    );
+    let at = at(proxy.port);
+
+    // No VirtualService for ratings: the default route to its only endpoint.
+    let r = client::send(at, get("ratings:9080", "/ratings/0")).await;
+    assert_eq!(r.text(), "ratings");
+    assert_eq!(ratings.last().uri.path(), "/ratings/0");
+
+    // reviews has a mesh VirtualService: header match to v2 with a destination header...
+    let mut req = get("reviews.default.svc.cluster.local", "/reviews/0");
+    req.headers_mut()
+        .insert("end-user", http::HeaderValue::from_static("jason"));
+    assert_eq!(client::send(at, req).await.text(), "reviews-v2");
+    assert_eq!(
+        v2.last().headers.get("x-routed").map(|v| v.as_bytes()),
+        Some(&b"jason"[..])
+    );
+    // ...a regex redirect (ignoreUriCase does not apply to regexes, as in Istio), a direct
+    // response, and a catch-all to v1.
+    let r = client::send(at, get("reviews", "/API/v1/legacy/x")).await;
+    assert_eq!(r.text(), "reviews-v1");
+    let r = client::send(at, get("reviews", "/api/v1/legacy/x")).await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location").map(|l| l.ends_with("/reviews/")),
+        Some(true)
+    );
+    let r = client::send(at, get("reviews.default:9080", "/x?maintenance=1")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (503, "down for maintenance")
+    );
+    assert_eq!(
+        client::send(at, get("reviews", "/other")).await.text(),
+        "reviews-v1"
+    );
+    assert_eq!(v1.last().uri.path(), "/other");
+
+    // A name no service has: no virtual host.
+    let r = client::send(at, get("unknown.default.svc.cluster.local", "/")).await;
+    assert_eq!(r.status, 404);
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
