@@ -28,7 +28,7 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Run one of Istio's demo apps (Bookinfo, httpbin, tcp-echo, helloworld) in the foreground
     DemoApp(cmd::demo_app::Args),
-    /// Run the proxy, serving a snapshot of listeners, routes and clusters
+    /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
 }
 
