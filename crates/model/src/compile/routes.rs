@@ -16,6 +16,9 @@ use crate::route::{
     RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, StringMatch,
     WeightedCluster,
 };
+use crate::runtime::{
+    BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch,
+};
 
 /// What a route table is being built for.
 #[derive(Clone, Copy, Debug)]
@@ -76,16 +79,46 @@ pub(super) fn http_routes(
         } else {
             h.name.clone()
         };
-        out.push(Route {
+        let route = Route {
             name,
             matches,
             action,
             request_headers,
             response_headers,
             cors: h.cors_policy.as_ref().map(cors),
-        });
+        };
+        match check(&route, &format!("http[{i}]")) {
+            Ok(()) => out.push(route),
+            Err(e) => cx.warn(r, format!("{e}; rule skipped")),
+        }
     }
     out
+}
+
+/// What the runtime would refuse in this rule (a regex RE2 takes but the regex crate does not,
+/// a header name HTTP does not allow, weights that add up to 0): caught per rule, so that one
+/// bad rule costs that rule, not the whole snapshot.
+fn check(route: &Route, at: &str) -> Result<(), BuildError> {
+    for m in &route.matches {
+        CompiledRouteMatch::compile(m, at)?;
+    }
+    CompiledHeaderOps::compile(&route.request_headers, at)?;
+    CompiledHeaderOps::compile(&route.response_headers, at)?;
+    if let Some(c) = &route.cors {
+        CompiledCors::compile(c, at)?;
+    }
+    if let RouteAction::Forward(f) = &route.action {
+        if let Some(rw) = &f.rewrite {
+            CompiledRewrite::compile(rw, at)?;
+        }
+        if f.clusters.iter().all(|c| c.weight == 0) {
+            return Err(BuildError::Invalid {
+                at: at.to_string(),
+                reason: "destination weights add up to 0".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn route_match(
@@ -370,6 +403,39 @@ fn cors(c: &t::CorsPolicy) -> CorsPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_the_runtime_would_refuse_are_caught_one_by_one() {
+        let bad_regex = Route {
+            name: "r".into(),
+            matches: vec![RouteMatch {
+                path: Some(StringMatch::Regex("(".into())),
+                ..Default::default()
+            }],
+            action: RouteAction::DirectResponse(DirectResponse {
+                status: 200,
+                body: None,
+            }),
+            request_headers: HeaderOps::default(),
+            response_headers: HeaderOps::default(),
+            cors: None,
+        };
+        assert!(check(&bad_regex, "http[0]").is_err());
+        let mut zero = bad_regex.clone();
+        zero.matches.clear();
+        assert!(check(&zero, "http[0]").is_ok());
+        zero.action = RouteAction::Forward(ForwardAction {
+            clusters: vec![WeightedCluster {
+                cluster: "c".into(),
+                weight: 0,
+            }],
+            rewrite: None,
+            timeout_ms: None,
+            retry: None,
+        });
+        let e = check(&zero, "http[0]").unwrap_err().to_string();
+        assert!(e.contains("add up to 0"), "{e}");
+    }
 
     #[test]
     fn re2_groups_become_regex_crate_groups() {
