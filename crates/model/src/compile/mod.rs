@@ -293,6 +293,14 @@ impl<'a> Cx<'a> {
                 });
                 continue;
             };
+            if service.port(port).is_none() {
+                self.warnings.push(Warning {
+                    resource: String::new(),
+                    message: format!(
+                        "`{host}` has no port {port}; cluster {name} has no endpoints"
+                    ),
+                });
+            }
             let protocol = match service.port(port) {
                 Some(p) if p.protocol.is_http2() => UpstreamProtocol::Http2,
                 _ => UpstreamProtocol::Http1,

@@ -221,6 +221,8 @@ spec:
     route: [{destination: {host: web, subset: v9}}]
   - match: [{uri: {prefix: /y}}]
     route: [{destination: {host: nowhere.example.com, port: {number: 80}}}]
+  - match: [{uri: {prefix: /z}}]
+    route: [{destination: {host: web, port: {number: 81}}}]
   - route: [{destination: {host: nowhere.example.com}}]
 "#,
         &gateway_proxy(),
@@ -235,7 +237,8 @@ spec:
         names,
         [
             ("outbound|80||nowhere.example.com", 0),
-            ("outbound|80|v9|web.shop.svc.cluster.local", 0)
+            ("outbound|80|v9|web.shop.svc.cluster.local", 0),
+            ("outbound|81||web.shop.svc.cluster.local", 0)
         ]
     );
     let text: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
@@ -246,7 +249,11 @@ spec:
         "{text:?}"
     );
     assert!(text.iter().any(|w| w.contains("names no port")), "{text:?}");
-    assert_eq!(routes(&c, "http.80", "*").len(), 2);
+    assert!(
+        text.iter().any(|w| w.contains("has no port 81")),
+        "{text:?}"
+    );
+    assert_eq!(routes(&c, "http.80", "*").len(), 3);
 }
 
 #[test]
