@@ -36,7 +36,7 @@ enum Command {
     Delete(cmd::apply::DeleteArgs),
     /// List resources of the running control plane (kubectl get)
     Get(cmd::get::Args),
-    /// Run the proxy, serving a snapshot of listeners, routes and clusters
+    /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
 }
 

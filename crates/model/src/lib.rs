@@ -12,15 +12,24 @@
 //!   cluster references resolved to indexes, built once per snapshot, never per request; and the
 //!   request matching ([`Runtime::route`]).
 //!
-//! No IO and no async runtime: the compile step from Istio resources (later) and the proxy both
-//! depend on this crate, and tests build tables in memory.
+//! - [`registry`]: services and endpoints from ServiceEntries, WorkloadEntries and Kubernetes
+//!   Services with their Pods and Deployments.
+//! - [`compile`]: Istio resources seen from one proxy (gateway or sidecar) to its
+//!   [`ProxySnapshot`], with warnings for what is not supported yet.
+//!
+//! No IO and no async runtime: the control plane, the `bowline proxy --config-dir` command and
+//! the proxy all depend on this crate, and tests build tables in memory.
 
 pub mod cluster;
+pub mod compile;
+pub mod registry;
 pub mod route;
 pub mod runtime;
 pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
+pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
+pub use registry::Registry;
 pub use route::{
     CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
     RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch,

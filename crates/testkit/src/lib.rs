@@ -55,9 +55,15 @@ pub struct Backend {
 
 impl Backend {
     pub async fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Backend::start_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// A backend on a given address, for configurations that name fixed endpoint addresses
+    /// (any 127.x.y.z works on Linux without setup).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr)
             .await
-            .expect("bind backend");
+            .unwrap_or_else(|e| panic!("bind backend on {addr}: {e}"));
         let addr = listener.local_addr().expect("backend addr");
         let log = Arc::new(Log::default());
         let backend = Backend {

@@ -1,0 +1,272 @@
+//! The gateway role: a listener per port of the Gateways whose `selector` matches the proxy, and
+//! the route tables of the VirtualServices bound to them.
+//!
+//! Virtual hosts are the intersection of a VirtualService's hosts with its server's hosts
+//! (`ns/host` server hosts restrict which namespaces' VirtualServices may bind). There is no
+//! default route: a request no VirtualService claims gets Envoy's 404 (NR), as from Istio's
+//! ingress.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use api::analyze::hosts::{host_matches, to_fqdn};
+use api::types::{Gateway, Server};
+use api::{Resource, Spec};
+
+use super::routes::{http_routes, qualify_gateway, Binding};
+use super::{labels_match, listener_name, CompileError, Cx};
+use crate::route::{RouteTable, VirtualHost, WeightedCluster};
+use crate::snapshot::{Listener, ListenerKind};
+
+/// A server and the gateway (`ns/name`) declaring it.
+struct Bound<'a> {
+    gateway: String,
+    gateway_ns: &'a str,
+    resource: &'a Resource,
+    server: &'a Server,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Http,
+    Tcp,
+}
+
+pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
+    let gateways: Vec<(&Resource, &Gateway)> = cx
+        .resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::Gateway(g) => Some((*r, g.as_ref())),
+            _ => None,
+        })
+        // An empty selector selects every gateway proxy, as in Istio.
+        .filter(|(_, g)| labels_match(&g.selector, &cx.proxy.labels))
+        .collect();
+    let mut by_port: BTreeMap<u16, Vec<Bound<'_>>> = BTreeMap::new();
+    for (r, g) in &gateways {
+        for s in &g.servers {
+            let Some(port) = s
+                .port
+                .as_ref()
+                .and_then(|p| p.number)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n != 0)
+            else {
+                cx.warn(r, "server without a TCP port number; skipped");
+                continue;
+            };
+            if s.bind.is_some() {
+                cx.warn(
+                    r,
+                    format!(
+                        "server on port {port}: bind is not supported yet; listening on 0.0.0.0"
+                    ),
+                );
+            }
+            by_port.entry(port).or_default().push(Bound {
+                gateway: format!("{}/{}", r.namespace(), r.name()),
+                gateway_ns: r.namespace(),
+                resource: r,
+                server: s,
+            });
+        }
+    }
+    let mut listeners = Vec::new();
+    let mut tables = Vec::new();
+    for (port, servers) in by_port {
+        let mut kept: Vec<&Bound<'_>> = Vec::new();
+        let mut kind = None;
+        for b in &servers {
+            let protocol = b
+                .server
+                .port
+                .as_ref()
+                .and_then(|p| p.protocol.as_deref())
+                .unwrap_or("")
+                .to_ascii_uppercase();
+            let this = match protocol.as_str() {
+                "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" => Kind::Http,
+                "TCP" | "MONGO" => Kind::Tcp,
+                other => {
+                    cx.warn(b.resource, format!("server on port {port}: protocol {other} (TLS termination and passthrough) is not supported yet; skipped"));
+                    continue;
+                }
+            };
+            if b.server
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.https_redirect == Some(true))
+            {
+                cx.warn(
+                    b.resource,
+                    format!("server on port {port}: httpsRedirect is not supported yet; ignored"),
+                );
+            }
+            match kind {
+                None => kind = Some(this),
+                Some(k) if k != this => {
+                    cx.warn(b.resource, format!("server on port {port} conflicts with another server's protocol on that port; skipped"));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            kept.push(b);
+        }
+        let Some(kind) = kind else { continue };
+        let listen = cx.listener_port(port)?;
+        let mut listener = Listener {
+            name: String::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: listen,
+            kind: ListenerKind::Tcp { clusters: vec![] },
+        };
+        match kind {
+            Kind::Http => {
+                let table = http_table(cx, port, &kept);
+                listener.kind = ListenerKind::Http {
+                    route_table: table.name.clone(),
+                };
+                tables.push(table);
+            }
+            Kind::Tcp => {
+                let Some(clusters) = tcp_clusters(cx, port, &kept) else {
+                    continue;
+                };
+                listener.kind = ListenerKind::Tcp { clusters };
+            }
+        }
+        listener.name = listener_name(&listener);
+        listeners.push(listener);
+    }
+    Ok((listeners, tables))
+}
+
+/// The hosts a VirtualService in `vs_ns` serves through `server`: for each pair that match, the
+/// narrower of the two.
+fn server_hosts(vs_ns: &str, vs_hosts: &[String], b: &Bound<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for sh in &b.server.hosts {
+        let (ns, host) = sh.split_once('/').unwrap_or(("*", sh));
+        let ns = if ns == "." { b.gateway_ns } else { ns };
+        if ns != "*" && ns != vs_ns {
+            continue;
+        }
+        for vh in vs_hosts {
+            let vh = to_fqdn(vs_ns, vh);
+            if !host_matches(&vh, host) {
+                continue;
+            }
+            let narrower = match (vh.strip_prefix('*'), host.strip_prefix('*')) {
+                (Some(_), None) => host.to_string(),
+                (Some(v), Some(h)) if h.len() > v.len() => host.to_string(),
+                _ => vh,
+            };
+            if !out.contains(&narrower) {
+                out.push(narrower);
+            }
+        }
+    }
+    out
+}
+
+fn http_table(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> RouteTable {
+    let names: Vec<String> = servers.iter().map(|b| b.gateway.clone()).collect();
+    let mut vhosts: BTreeMap<String, VirtualHost> = BTreeMap::new();
+    for (r, vs) in cx.virtual_services() {
+        let bound: Vec<&&Bound<'_>> = servers
+            .iter()
+            .filter(|b| {
+                vs.gateways
+                    .iter()
+                    .any(|g| qualify_gateway(r.namespace(), g) == b.gateway)
+            })
+            .collect();
+        if bound.is_empty() {
+            continue;
+        }
+        let mut hosts: Vec<String> = Vec::new();
+        for b in &bound {
+            for h in server_hosts(r.namespace(), &vs.hosts, b) {
+                if !hosts.contains(&h) {
+                    hosts.push(h);
+                }
+            }
+        }
+        if hosts.is_empty() {
+            cx.warn(
+                r,
+                format!("no host is served by its gateways on port {port}; not bound"),
+            );
+            continue;
+        }
+        let routes = http_routes(cx, r, vs, Binding::Gateways(&names), port);
+        for h in hosts {
+            vhosts
+                .entry(h.clone())
+                .or_insert_with(|| VirtualHost {
+                    name: format!("{h}:{port}"),
+                    domains: vec![h.clone()],
+                    routes: Vec::new(),
+                })
+                .routes
+                .extend(routes.iter().cloned());
+        }
+    }
+    RouteTable {
+        name: format!("http.{port}"),
+        virtual_hosts: vhosts.into_values().collect(),
+    }
+}
+
+/// The first TCP rule of the first bound VirtualService that applies on `port`.
+fn tcp_clusters(
+    cx: &mut Cx<'_>,
+    port: u16,
+    servers: &[&Bound<'_>],
+) -> Option<Vec<WeightedCluster>> {
+    let names: Vec<String> = servers.iter().map(|b| b.gateway.clone()).collect();
+    for (r, vs) in cx.virtual_services() {
+        if !vs
+            .gateways
+            .iter()
+            .any(|g| names.contains(&qualify_gateway(r.namespace(), g)))
+        {
+            continue;
+        }
+        for rule in &vs.tcp {
+            let applies = rule.matches.is_empty()
+                || rule.matches.iter().any(|m| {
+                    (m.port == 0 || m.port == u32::from(port))
+                        && (m.gateways.is_empty()
+                            || m.gateways
+                                .iter()
+                                .any(|g| names.contains(&qualify_gateway(r.namespace(), g))))
+                });
+            if !applies {
+                continue;
+            }
+            let mut clusters = Vec::new();
+            for d in &rule.route {
+                let Some(dest) = &d.destination else { continue };
+                let cluster = cx.destination(r, dest)?;
+                let weight = if rule.route.len() == 1 {
+                    100
+                } else {
+                    u32::try_from(d.weight).unwrap_or(0)
+                };
+                clusters.push(WeightedCluster { cluster, weight });
+            }
+            if !clusters.is_empty() {
+                return Some(clusters);
+            }
+        }
+    }
+    if let Some(b) = servers.first() {
+        cx.warn(
+            b.resource,
+            format!("no VirtualService routes TCP on port {port}; no listener"),
+        );
+    }
+    None
+}

@@ -1,0 +1,413 @@
+//! The compile step: Istio resources plus the mesh config, seen from one proxy, to that proxy's
+//! [`ProxySnapshot`]. What pilot does per proxy for Envoy, for our own tables.
+//!
+//! - [`gateway`]: listeners and route tables from the Gateways selecting the proxy and the
+//!   VirtualServices bound to them.
+//! - [`sidecar`]: outbound listeners, one virtual host per visible service.
+//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
+//! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
+//!   filtered by DestinationRule subsets, and warnings.
+//!
+//! Output is deterministic (resources are taken in kind/namespace/name order, every table is
+//! sorted) so snapshots can be compared as golden files. Features the model cannot express yet
+//! are skipped with a [`Warning`], returned to the caller rather than logged: this crate does no IO.
+
+mod gateway;
+mod routes;
+mod sidecar;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use api::analyze::hosts::{host_matches, to_fqdn};
+use api::types::mesh::MeshConfig;
+use api::types::{Destination, DestinationRule, SimpleLb, TrafficPolicy};
+use api::{Resource, Spec};
+
+use crate::cluster::{
+    Cluster, ClusterName, Direction, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol,
+};
+use crate::registry::Registry;
+use crate::runtime::{BuildError, Runtime};
+use crate::snapshot::{Listener, ProxySnapshot};
+
+/// Which kind of proxy a snapshot is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// An ingress/egress gateway: listeners come from Gateway resources.
+    Gateway,
+    /// A workload's sidecar: outbound listeners for every visible service.
+    Sidecar,
+}
+
+/// The proxy being compiled for, as pilot knows it from the proxy's node metadata.
+#[derive(Clone, Debug)]
+pub struct ProxyIdentity {
+    pub role: Role,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// Added to every listener port, so tests can serve a Gateway's port 8080 on a free
+    /// unprivileged port. Routing still sees the configured port.
+    pub port_offset: i32,
+    /// Becomes the snapshot's version.
+    pub version: String,
+}
+
+impl ProxyIdentity {
+    pub fn new(role: Role, namespace: &str) -> Self {
+        ProxyIdentity {
+            role,
+            namespace: namespace.to_string(),
+            labels: BTreeMap::new(),
+            port_offset: 0,
+            version: String::new(),
+        }
+    }
+}
+
+/// A compiled snapshot and what was left out of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compiled {
+    pub snapshot: ProxySnapshot,
+    pub warnings: Vec<Warning>,
+}
+
+/// Something in the input the compiler skipped, with the resource it came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    /// `Kind namespace/name`, empty when not tied to one resource.
+    pub resource: String,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(r: &Resource, message: impl Into<String>) -> Self {
+        Warning {
+            resource: r.id(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.resource.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.resource, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("port {port} with offset {offset} is outside 1-65535")]
+    PortOutOfRange { port: u16, offset: i32 },
+    /// A bug in the compiler: it produced tables the runtime refuses.
+    #[error("compiled snapshot is inconsistent: {0}")]
+    Inconsistent(#[from] BuildError),
+}
+
+/// Compiles `resources` for `proxy`. Invalid resources should have been filtered out by the
+/// caller (api's validation); what remains unsupported becomes warnings.
+pub fn compile(
+    resources: &[Resource],
+    mesh: &MeshConfig,
+    proxy: &ProxyIdentity,
+) -> Result<Compiled, CompileError> {
+    let mut sorted: Vec<&Resource> = resources.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.kind.name(), a.namespace(), a.name()).cmp(&(b.kind.name(), b.namespace(), b.name()))
+    });
+    let mut warnings = Vec::new();
+    let registry = Registry::build(&sorted, mesh.trust_domain(), &mut warnings);
+    let mut cx = Cx {
+        resources: sorted,
+        registry,
+        proxy,
+        mesh,
+        warnings,
+        clusters: BTreeSet::new(),
+    };
+    let (mut listeners, mut route_tables) = match proxy.role {
+        Role::Gateway => gateway::build(&mut cx)?,
+        Role::Sidecar => sidecar::build(&mut cx)?,
+    };
+    let clusters = cx.build_clusters();
+    listeners.sort_by(|a, b| a.name.cmp(&b.name));
+    route_tables.sort_by(|a, b| a.name.cmp(&b.name));
+    let snapshot = ProxySnapshot {
+        version: proxy.version.clone(),
+        listeners,
+        route_tables,
+        clusters,
+    };
+    Runtime::build(snapshot.clone())?;
+    let mut warnings = cx.warnings;
+    warnings.sort();
+    warnings.dedup();
+    Ok(Compiled { snapshot, warnings })
+}
+
+/// State shared by the role-specific builders.
+struct Cx<'a> {
+    resources: Vec<&'a Resource>,
+    registry: Registry,
+    proxy: &'a ProxyIdentity,
+    mesh: &'a MeshConfig,
+    warnings: Vec<Warning>,
+    /// Clusters routes refer to; built last, once every reference is known.
+    clusters: BTreeSet<(String, u16, String)>,
+}
+
+impl<'a> Cx<'a> {
+    fn warn(&mut self, r: &Resource, message: impl Into<String>) {
+        self.warnings.push(Warning::new(r, message));
+    }
+
+    fn listener_port(&self, port: u16) -> Result<u16, CompileError> {
+        let shifted = i64::from(port) + i64::from(self.proxy.port_offset);
+        u16::try_from(shifted)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or(CompileError::PortOutOfRange {
+                port,
+                offset: self.proxy.port_offset,
+            })
+    }
+
+    /// VirtualServices visible to this proxy, in name order.
+    fn virtual_services(&self) -> Vec<(&'a Resource, &'a api::types::VirtualService)> {
+        let ns = self.proxy.namespace.as_str();
+        self.resources
+            .iter()
+            .filter_map(|r| match &r.spec {
+                Spec::VirtualService(vs) => Some((*r, vs.as_ref())),
+                _ => None,
+            })
+            .filter(|(r, vs)| exported_to(&vs.export_to, r.namespace(), ns))
+            .collect()
+    }
+
+    /// The cluster a route destination names, registering it for [`Self::build_clusters`].
+    /// `None` (with a warning) when no port can be determined.
+    fn destination(&mut self, r: &Resource, d: &Destination) -> Option<String> {
+        let host = to_fqdn(r.namespace(), &d.host);
+        let service = self.registry.lookup(&self.proxy.namespace, &host);
+        let port = match (d.port.as_ref().map(|p| p.number), service) {
+            (Some(n), _) if n != 0 => u16::try_from(n).ok(),
+            (_, Some(s)) if s.ports.len() == 1 => Some(s.ports[0].number),
+            _ => None,
+        };
+        let Some(port) = port else {
+            self.warn(
+                r,
+                format!("destination `{}` names no port and the service does not have exactly one; route skipped", d.host),
+            );
+            return None;
+        };
+        let name = ClusterName {
+            direction: Direction::Outbound,
+            port,
+            subset: d.subset.clone(),
+            host: host.clone(),
+        }
+        .to_string();
+        self.clusters.insert((host, port, d.subset.clone()));
+        Some(name)
+    }
+
+    /// The DestinationRule that applies to `host` for this proxy: Istio prefers the proxy's
+    /// namespace, then the service's, then any other, and an exact host over a wildcard.
+    fn destination_rule(
+        &self,
+        host: &str,
+        service_ns: Option<&str>,
+    ) -> Option<(&'a Resource, &'a DestinationRule)> {
+        let ns = self.proxy.namespace.as_str();
+        let mut found: Vec<(&'a Resource, &'a DestinationRule)> = self
+            .resources
+            .iter()
+            .filter_map(|r| match &r.spec {
+                Spec::DestinationRule(dr) => Some((*r, dr.as_ref())),
+                _ => None,
+            })
+            .filter(|(r, dr)| {
+                exported_to(&dr.export_to, r.namespace(), ns)
+                    && host_matches(&to_fqdn(r.namespace(), &dr.host), host)
+                    && dr.workload_selector.as_ref().is_none_or(|sel| {
+                        r.namespace() == ns && labels_match(&sel.match_labels, &self.proxy.labels)
+                    })
+            })
+            .collect();
+        found.sort_by_key(|(r, dr)| {
+            (
+                r.namespace() != ns,
+                Some(r.namespace()) != service_ns,
+                dr.host.starts_with('*'),
+            )
+        });
+        found.into_iter().next()
+    }
+
+    fn build_clusters(&mut self) -> Vec<Cluster> {
+        let wanted = std::mem::take(&mut self.clusters);
+        let mut out = Vec::new();
+        for (host, port, subset) in wanted {
+            let name = ClusterName {
+                direction: Direction::Outbound,
+                port,
+                subset: subset.clone(),
+                host: host.clone(),
+            }
+            .to_string();
+            let service = self.registry.lookup(&self.proxy.namespace, &host).cloned();
+            let dr = self.destination_rule(&host, service.as_ref().map(|s| s.namespace.as_str()));
+            let mut policy = dr.and_then(|(_, dr)| dr.traffic_policy.clone());
+            let mut subset_labels = None;
+            if !subset.is_empty() {
+                match dr.and_then(|(r, d)| d.subsets.iter().find(|s| s.name == subset).map(|s| (r, s))) {
+                    Some((_, s)) => {
+                        subset_labels = Some(s.labels.clone());
+                        if s.traffic_policy.is_some() {
+                            policy = s.traffic_policy.clone();
+                        }
+                    }
+                    None => self.warnings.push(Warning {
+                        resource: String::new(),
+                        message: format!("no DestinationRule defines subset `{subset}` of `{host}`; cluster {name} has no endpoints"),
+                    }),
+                }
+            }
+            let Some(service) = service else {
+                self.warnings.push(Warning {
+                    resource: String::new(),
+                    message: format!("host `{host}` is not in the service registry; cluster {name} has no endpoints"),
+                });
+                out.push(Cluster {
+                    name,
+                    protocol: UpstreamProtocol::Http1,
+                    lb_policy: LbPolicy::RoundRobin,
+                    connect_timeout_ms: self.connect_timeout_ms(None),
+                    endpoints: Vec::new(),
+                });
+                continue;
+            };
+            if service.port(port).is_none() {
+                self.warnings.push(Warning {
+                    resource: String::new(),
+                    message: format!(
+                        "`{host}` has no port {port}; cluster {name} has no endpoints"
+                    ),
+                });
+            }
+            let protocol = match service.port(port) {
+                Some(p) if p.protocol.is_http2() => UpstreamProtocol::Http2,
+                _ => UpstreamProtocol::Http1,
+            };
+            let endpoints = service
+                .endpoints
+                .iter()
+                .filter(|e| e.service_port == port)
+                .filter(|e| match &subset_labels {
+                    // A subset whose labels are missing selects nothing, as in Istio.
+                    None => subset.is_empty(),
+                    Some(l) => labels_match(l, &e.labels),
+                })
+                .map(|e| Endpoint {
+                    address: e.address,
+                    port: e.port,
+                    labels: e.labels.clone(),
+                    weight: e.weight,
+                    health: HealthStatus::Healthy,
+                })
+                .collect();
+            let lb_policy = self.lb_policy(dr.map(|(r, _)| r), policy.as_ref(), port);
+            out.push(Cluster {
+                name,
+                protocol,
+                lb_policy,
+                connect_timeout_ms: self.connect_timeout_ms(policy.as_ref()),
+                endpoints,
+            });
+        }
+        out
+    }
+
+    fn lb_policy(
+        &mut self,
+        r: Option<&Resource>,
+        policy: Option<&TrafficPolicy>,
+        port: u16,
+    ) -> LbPolicy {
+        let port_level = policy.and_then(|p| {
+            p.port_level_settings.iter().find(|s| {
+                s.port
+                    .as_ref()
+                    .is_some_and(|sel| sel.number == u32::from(port))
+            })
+        });
+        let lb = match port_level {
+            Some(pl) => pl.load_balancer.as_ref(),
+            None => policy.and_then(|p| p.load_balancer.as_ref()),
+        };
+        let Some(lb) = lb else {
+            return LbPolicy::RoundRobin;
+        };
+        if lb.consistent_hash.is_some() {
+            if let Some(r) = r {
+                self.warn(
+                    r,
+                    "consistentHash load balancing is not supported yet; round robin used",
+                );
+            }
+        }
+        match lb.simple {
+            Some(SimpleLb::Random) => LbPolicy::Random,
+            Some(SimpleLb::LeastRequest | SimpleLb::LeastConn) => LbPolicy::LeastRequest,
+            Some(SimpleLb::Passthrough) => {
+                if let Some(r) = r {
+                    self.warn(
+                        r,
+                        "PASSTHROUGH load balancing is not supported yet; round robin used",
+                    );
+                }
+                LbPolicy::RoundRobin
+            }
+            _ => LbPolicy::RoundRobin,
+        }
+    }
+
+    fn connect_timeout_ms(&self, policy: Option<&TrafficPolicy>) -> u64 {
+        policy
+            .and_then(|p| p.connection_pool.as_ref())
+            .and_then(|c| c.tcp.as_ref())
+            .and_then(|t| t.connect_timeout.as_ref())
+            .and_then(|d| d.to_std())
+            .unwrap_or_else(|| self.mesh.connect_timeout().to_std().unwrap_or_default())
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+/// Whether a resource in `own_ns` with `export_to` is visible from `ns`.
+fn exported_to(export_to: &[String], own_ns: &str, ns: &str) -> bool {
+    export_to.is_empty()
+        || export_to
+            .iter()
+            .any(|e| e == "*" || e == ns || (e == "." && own_ns == ns))
+}
+
+/// Whether every label of `selector` is on `labels`.
+fn labels_match(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// Listener names as Envoy's: `address_port`.
+fn listener_name(l: &Listener) -> String {
+    format!("{}_{}", l.address, l.port)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,238 @@
+//! The sidecar role, outbound side: for each port of the services visible from the proxy's
+//! namespace, an HTTP listener whose route table has a virtual host per service (routes from the
+//! mesh VirtualServices for it, else straight to its cluster), or a TCP listener.
+//!
+//! Inbound listeners (15006), the capture listener (15001) and Sidecar resources come later.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use api::analyze::hosts::{host_matches, to_fqdn, MESH_GATEWAY};
+use api::Resource;
+
+use super::routes::{http_routes, Binding};
+use super::{listener_name, CompileError, Cx};
+use crate::cluster::{ClusterName, Direction};
+use crate::registry::Service;
+use crate::route::{ForwardAction, Route, RouteAction, RouteTable, VirtualHost, WeightedCluster};
+use crate::snapshot::{Listener, ListenerKind};
+
+pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
+    let ns = cx.proxy.namespace.clone();
+    let services: Vec<Service> = cx.registry.visible(&ns).into_iter().cloned().collect();
+    let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
+    let mut tcp: Vec<(&Service, u16)> = Vec::new();
+    for s in &services {
+        if s.hostname.starts_with('*') {
+            // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
+            continue;
+        }
+        for p in &s.ports {
+            if p.protocol.is_tcp() {
+                tcp.push((s, p.number));
+            } else {
+                // HTTP, and unknown protocols: sniffing is not compiled yet, so treat as HTTP.
+                http_ports.entry(p.number).or_default().push(s);
+            }
+        }
+    }
+    let mut listeners = Vec::new();
+    let mut tables = Vec::new();
+    for (port, svcs) in &http_ports {
+        let table = http_table(cx, *port, svcs);
+        let mut l = Listener {
+            name: String::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: cx.listener_port(*port)?,
+            kind: ListenerKind::Http {
+                route_table: table.name.clone(),
+            },
+        };
+        l.name = listener_name(&l);
+        listeners.push(l);
+        tables.push(table);
+    }
+    let mut bound: BTreeSet<(IpAddr, u16)> =
+        listeners.iter().map(|l| (l.address, l.port)).collect();
+    for (s, port) in tcp {
+        // Without per-service addresses every service would share 0.0.0.0:port; a TCP port can
+        // only carry one destination, so use the service IP when there is one.
+        let address = s
+            .addresses
+            .iter()
+            .find_map(|a| a.parse::<IpAddr>().ok())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let listen = cx.listener_port(port)?;
+        if !bound.insert((address, listen)) {
+            cx.warnings.push(super::Warning {
+                resource: String::new(),
+                message: format!(
+                    "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
+                    s.hostname
+                ),
+            });
+            continue;
+        }
+        let clusters = tcp_clusters(cx, s, port);
+        let mut l = Listener {
+            name: String::new(),
+            address,
+            port: listen,
+            kind: ListenerKind::Tcp { clusters },
+        };
+        l.name = listener_name(&l);
+        listeners.push(l);
+    }
+    Ok((listeners, tables))
+}
+
+/// Domains a client may use for `s` on `port`: the FQDN, `name.ns` and `name.ns.svc` for
+/// Kubernetes services, the short name from the same namespace, the service addresses; each
+/// bare and with `:port`.
+fn domains(s: &Service, port: u16, proxy_ns: &str) -> Vec<String> {
+    let mut names = vec![s.hostname.clone()];
+    if let Some(name) = &s.kube_name {
+        if s.namespace == proxy_ns {
+            names.push(name.clone());
+        }
+        names.push(format!("{name}.{}", s.namespace));
+        names.push(format!("{name}.{}.svc", s.namespace));
+    }
+    names.extend(
+        s.addresses
+            .iter()
+            .filter(|a| a.parse::<IpAddr>().is_ok())
+            .cloned(),
+    );
+    let mut out = Vec::new();
+    for n in names {
+        out.push(format!("{n}:{port}"));
+        out.push(n);
+    }
+    out
+}
+
+/// The mesh VirtualService for `host`: one naming it exactly beats a wildcard, then name order.
+fn mesh_virtual_service<'a>(
+    cx: &Cx<'a>,
+    host: &str,
+) -> Option<(&'a Resource, &'a api::types::VirtualService)> {
+    let mut found: Vec<(bool, &'a Resource, &'a api::types::VirtualService)> = Vec::new();
+    for (r, vs) in cx.virtual_services() {
+        let is_mesh = vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == MESH_GATEWAY);
+        if !is_mesh {
+            continue;
+        }
+        let mut exact = None;
+        for h in &vs.hosts {
+            let h = to_fqdn(r.namespace(), h);
+            if h == host {
+                exact = Some(true);
+            } else if h.starts_with('*') && host_matches(&h, host) && exact.is_none() {
+                exact = Some(false);
+            }
+        }
+        if let Some(e) = exact {
+            found.push((!e, r, vs));
+        }
+    }
+    found.sort_by_key(|(wild, _, _)| *wild);
+    found.into_iter().next().map(|(_, r, vs)| (r, vs))
+}
+
+fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
+    let proxy_ns = cx.proxy.namespace.clone();
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut vhosts = Vec::new();
+    for s in services {
+        let domains: Vec<String> = domains(s, port, &proxy_ns)
+            .into_iter()
+            .filter(|d| used.insert(d.clone()))
+            .collect();
+        if domains.is_empty() {
+            continue;
+        }
+        let routes = match mesh_virtual_service(cx, &s.hostname) {
+            Some((r, vs)) => http_routes(cx, r, vs, Binding::Mesh, port),
+            None => {
+                let cluster = ClusterName {
+                    direction: Direction::Outbound,
+                    port,
+                    subset: String::new(),
+                    host: s.hostname.clone(),
+                }
+                .to_string();
+                cx.clusters
+                    .insert((s.hostname.clone(), port, String::new()));
+                vec![Route {
+                    name: "default".into(),
+                    matches: vec![],
+                    action: RouteAction::Forward(ForwardAction {
+                        clusters: vec![WeightedCluster {
+                            cluster,
+                            weight: 100,
+                        }],
+                        rewrite: None,
+                        timeout_ms: None,
+                        retry: None,
+                    }),
+                    request_headers: Default::default(),
+                    response_headers: Default::default(),
+                    cors: None,
+                }]
+            }
+        };
+        vhosts.push(VirtualHost {
+            name: format!("{}:{port}", s.hostname),
+            domains,
+            routes,
+        });
+    }
+    RouteTable {
+        name: port.to_string(),
+        virtual_hosts: vhosts,
+    }
+}
+
+/// A mesh VirtualService's first TCP rule for the port, else the service's own cluster.
+fn tcp_clusters(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster> {
+    if let Some((r, vs)) = mesh_virtual_service(cx, &s.hostname) {
+        for rule in &vs.tcp {
+            let applies = rule.matches.is_empty()
+                || rule
+                    .matches
+                    .iter()
+                    .any(|m| m.port == 0 || m.port == u32::from(port));
+            if !applies {
+                continue;
+            }
+            let mut clusters = Vec::new();
+            for d in &rule.route {
+                let Some(dest) = &d.destination else { continue };
+                if let Some(cluster) = cx.destination(r, dest) {
+                    let weight = if rule.route.len() == 1 {
+                        100
+                    } else {
+                        u32::try_from(d.weight).unwrap_or(0)
+                    };
+                    clusters.push(WeightedCluster { cluster, weight });
+                }
+            }
+            if !clusters.is_empty() {
+                return clusters;
+            }
+        }
+    }
+    cx.clusters
+        .insert((s.hostname.clone(), port, String::new()));
+    vec![WeightedCluster {
+        cluster: ClusterName {
+            direction: Direction::Outbound,
+            port,
+            subset: String::new(),
+            host: s.hostname.clone(),
+        }
+        .to_string(),
+        weight: 100,
+    }]
+}

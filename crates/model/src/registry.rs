@@ -1,0 +1,467 @@
+//! The service registry: which services exist, on which ports, backed by which endpoints, built
+//! from ServiceEntries, WorkloadEntries and Kubernetes Services with their Pods and Deployments.
+//!
+//! Istio's pilot builds the same thing from live Kubernetes watches; here the input is the set of
+//! decoded resources, so addresses come from `status.podIP` or the `bowline.io/address`
+//! annotation (files have no scheduler to assign them). What cannot be turned into an endpoint is
+//! reported as a [`Warning`] and left out, never guessed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use api::analyze::hosts::{to_fqdn, EXPORT_ALL, EXPORT_LOCAL, SERVICE_DOMAIN};
+use api::protocol::Protocol;
+use api::types::k8s::{IntOrString, PodSpecBody};
+use api::types::service_entry::{ServiceEntry, ServiceEntryLocation, ServiceEntryResolution};
+use api::types::workload::WorkloadEntry;
+use api::{Resource, Spec};
+
+use crate::compile::Warning;
+
+/// Annotation giving a Pod or Deployment the address its endpoint is reached on.
+pub const ADDRESS_ANNOTATION: &str = "bowline.io/address";
+
+/// Every service, sorted by hostname then namespace.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Registry {
+    pub services: Vec<Service>,
+}
+
+/// One hostname in one namespace (a ServiceEntry with several hosts gives several services).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    /// FQDN for Kubernetes services, the host as written for ServiceEntries (possibly `*.x`).
+    pub hostname: String,
+    pub namespace: String,
+    /// The Kubernetes Service name; `None` for ServiceEntries (no short names for those).
+    pub kube_name: Option<String>,
+    /// Cluster IP or ServiceEntry addresses (CIDRs included as written).
+    pub addresses: Vec<String>,
+    pub ports: Vec<ServicePort>,
+    pub location: ServiceEntryLocation,
+    pub resolution: ServiceEntryResolution,
+    /// Namespaces the service is visible from; `*` means all.
+    pub export_to: Vec<String>,
+    /// Sorted by address then port.
+    pub endpoints: Vec<ServiceEndpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    pub name: String,
+    pub number: u16,
+    pub protocol: Protocol,
+}
+
+/// One workload instance behind one service port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServiceEndpoint {
+    /// The service port this endpoint serves.
+    pub service_port: u16,
+    pub address: IpAddr,
+    /// The port on the workload (targetPort).
+    pub port: u16,
+    pub labels: BTreeMap<String, String>,
+    /// `region/zone/subzone`, empty when unknown.
+    pub locality: String,
+    pub weight: u32,
+    /// SPIFFE identity, empty when unknown.
+    pub service_account: String,
+}
+
+impl Service {
+    pub fn port(&self, number: u16) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.number == number)
+    }
+
+    /// Whether a proxy in `namespace` may see this service.
+    pub fn visible_from(&self, namespace: &str) -> bool {
+        self.export_to
+            .iter()
+            .any(|e| e == EXPORT_ALL || e == namespace)
+    }
+}
+
+impl Registry {
+    /// Builds the registry; `trust_domain` makes service accounts SPIFFE identities.
+    pub fn build(resources: &[&Resource], trust_domain: &str, warnings: &mut Vec<Warning>) -> Self {
+        let mut services = Vec::new();
+        let workloads = Workloads::collect(resources, trust_domain, warnings);
+        for r in resources {
+            match &r.spec {
+                Spec::ServiceEntry(se) => {
+                    services.extend(service_entry(r, se, &workloads, trust_domain, warnings));
+                }
+                Spec::Service(svc) => services.push(kube_service(r, &svc.spec, &workloads)),
+                _ => {}
+            }
+        }
+        for s in &mut services {
+            s.endpoints.sort();
+            s.endpoints.dedup();
+        }
+        services.sort_by(|a, b| (&a.hostname, &a.namespace).cmp(&(&b.hostname, &b.namespace)));
+        Registry { services }
+    }
+
+    /// The service `host` names for a proxy in `namespace`: visible ones only, the one in the
+    /// proxy's own namespace first (Istio's rule when several namespaces define a host).
+    pub fn lookup(&self, namespace: &str, host: &str) -> Option<&Service> {
+        let candidates = || {
+            self.services
+                .iter()
+                .filter(move |s| s.hostname == host && s.visible_from(namespace))
+        };
+        candidates()
+            .find(|s| s.namespace == namespace)
+            .or_else(|| candidates().next())
+    }
+
+    /// Services a proxy in `namespace` sees, sorted and without hostname duplicates.
+    pub fn visible(&self, namespace: &str) -> Vec<&Service> {
+        let mut out: Vec<&Service> = Vec::new();
+        for s in &self.services {
+            if s.visible_from(namespace) && !out.iter().any(|o| o.hostname == s.hostname) {
+                if let Some(chosen) = self.lookup(namespace, &s.hostname) {
+                    out.push(chosen);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A Pod, Deployment template or WorkloadEntry that can back services.
+struct Workload<'a> {
+    namespace: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    address: IpAddr,
+    /// Named ports (container ports, or a WorkloadEntry's `ports`).
+    named_ports: BTreeMap<String, u16>,
+    locality: String,
+    weight: u32,
+    service_account: String,
+    /// Pods and Deployments back Services and selecting ServiceEntries; WorkloadEntries only
+    /// selecting ServiceEntries, as in Istio.
+    kube: bool,
+}
+
+struct Workloads<'a>(Vec<Workload<'a>>);
+
+impl<'a> Workloads<'a> {
+    fn collect(
+        resources: &[&'a Resource],
+        trust_domain: &str,
+        warnings: &mut Vec<Warning>,
+    ) -> Self {
+        let mut out = Vec::new();
+        for &r in resources {
+            let ns = r.namespace();
+            match &r.spec {
+                Spec::Pod(pod) => {
+                    let ip = r
+                        .meta
+                        .annotations
+                        .get(ADDRESS_ANNOTATION)
+                        .map(String::as_str)
+                        .or_else(|| {
+                            r.status
+                                .as_ref()
+                                .and_then(|s| s.get("podIP"))
+                                .and_then(|v| v.as_str())
+                        });
+                    if let Some(w) =
+                        kube_workload(r, ip, &r.meta.labels, &pod.spec, trust_domain, warnings)
+                    {
+                        out.push(w);
+                    }
+                }
+                Spec::Deployment(d) => {
+                    let t = &d.spec.template;
+                    let ip = t
+                        .metadata
+                        .annotations
+                        .get(ADDRESS_ANNOTATION)
+                        .or_else(|| r.meta.annotations.get(ADDRESS_ANNOTATION))
+                        .map(String::as_str);
+                    if let Some(w) =
+                        kube_workload(r, ip, &t.metadata.labels, &t.spec, trust_domain, warnings)
+                    {
+                        out.push(w);
+                    }
+                }
+                Spec::WorkloadEntry(we) => {
+                    if let Some(address) = parse_ip(r, we.address(), warnings) {
+                        out.push(Workload {
+                            namespace: ns,
+                            labels: &r.meta.labels,
+                            address,
+                            named_ports: named_ports(we),
+                            locality: we.locality.clone(),
+                            weight: we.weight,
+                            service_account: identity(trust_domain, ns, &we.service_account),
+                            kube: false,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Workloads(out)
+    }
+
+    fn selected<'s>(
+        &'s self,
+        namespace: &'s str,
+        selector: &'s BTreeMap<String, String>,
+        kube_only: bool,
+    ) -> impl Iterator<Item = &'s Workload<'a>> + 's {
+        self.0.iter().filter(move |w| {
+            w.namespace == namespace
+                && (w.kube || !kube_only)
+                && !selector.is_empty()
+                && selector.iter().all(|(k, v)| w.labels.get(k) == Some(v))
+        })
+    }
+}
+
+fn kube_workload<'a>(
+    r: &'a Resource,
+    ip: Option<&str>,
+    labels: &'a BTreeMap<String, String>,
+    spec: &PodSpecBody,
+    trust_domain: &str,
+    warnings: &mut Vec<Warning>,
+) -> Option<Workload<'a>> {
+    // A workload without an address is simply not running yet: not worth a warning.
+    let address = parse_ip(r, ip?, warnings)?;
+    let ns = r.namespace();
+    let named_ports = spec
+        .containers
+        .iter()
+        .flat_map(|c| &c.ports)
+        .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+        .collect();
+    let sa = spec
+        .service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .unwrap_or("default");
+    Some(Workload {
+        namespace: ns,
+        labels,
+        address,
+        named_ports,
+        locality: labels
+            .get("istio-locality")
+            .map(|l| l.replace('.', "/"))
+            .or_else(|| {
+                let region = labels.get("topology.kubernetes.io/region")?;
+                let zone = labels.get("topology.kubernetes.io/zone");
+                Some(match zone {
+                    Some(z) => format!("{region}/{z}"),
+                    None => region.clone(),
+                })
+            })
+            .unwrap_or_default(),
+        weight: 1,
+        service_account: identity(trust_domain, ns, sa),
+        kube: true,
+    })
+}
+
+fn parse_ip(r: &Resource, text: &str, warnings: &mut Vec<Warning>) -> Option<IpAddr> {
+    if text.is_empty() {
+        return None;
+    }
+    match text.parse() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            warnings.push(Warning::new(
+                r,
+                format!("address `{text}` is not an IP address; DNS and unix addresses are not supported yet, the workload is skipped"),
+            ));
+            None
+        }
+    }
+}
+
+fn identity(trust_domain: &str, ns: &str, sa: &str) -> String {
+    if sa.is_empty() {
+        String::new()
+    } else {
+        format!("spiffe://{trust_domain}/ns/{ns}/sa/{sa}")
+    }
+}
+
+fn named_ports(we: &WorkloadEntry) -> BTreeMap<String, u16> {
+    we.ports
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), u16::try_from(*v).ok()?)))
+        .collect()
+}
+
+fn kube_service(
+    r: &Resource,
+    spec: &api::types::k8s::ServiceSpecBody,
+    workloads: &Workloads<'_>,
+) -> Service {
+    let ns = r.namespace();
+    let mut ports = Vec::new();
+    let mut endpoints = Vec::new();
+    for p in &spec.ports {
+        let Ok(number) = u16::try_from(p.port) else {
+            continue;
+        };
+        let name = p.name.clone().unwrap_or_default();
+        ports.push(ServicePort {
+            protocol: Protocol::of_port(
+                p.port,
+                &name,
+                p.protocol.as_deref(),
+                p.app_protocol.as_deref(),
+            ),
+            name,
+            number,
+        });
+        for w in workloads.selected(ns, &spec.selector, true) {
+            let target = match &p.target_port {
+                None => Some(number),
+                Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+                Some(IntOrString::String(s)) => w.named_ports.get(s).copied(),
+            };
+            if let Some(port) = target {
+                endpoints.push(endpoint(number, port, w));
+            }
+        }
+    }
+    let export_to = match r.meta.annotations.get("networking.istio.io/exportTo") {
+        Some(a) if !a.trim().is_empty() => a
+            .split(',')
+            .map(str::trim)
+            .map(|e| if e == EXPORT_LOCAL { ns } else { e })
+            .map(String::from)
+            .collect(),
+        _ => vec![EXPORT_ALL.to_string()],
+    };
+    Service {
+        hostname: format!("{}.{ns}.{SERVICE_DOMAIN}", r.name()),
+        namespace: ns.to_string(),
+        kube_name: Some(r.name().to_string()),
+        addresses: spec
+            .cluster_ip
+            .iter()
+            .filter(|ip| ip.parse::<IpAddr>().is_ok())
+            .cloned()
+            .collect(),
+        ports,
+        location: ServiceEntryLocation::MeshInternal,
+        resolution: ServiceEntryResolution::Static,
+        export_to,
+        endpoints,
+    }
+}
+
+fn endpoint(service_port: u16, port: u16, w: &Workload<'_>) -> ServiceEndpoint {
+    ServiceEndpoint {
+        service_port,
+        address: w.address,
+        port,
+        labels: w.labels.clone(),
+        locality: w.locality.clone(),
+        weight: w.weight.max(1),
+        service_account: w.service_account.clone(),
+    }
+}
+
+fn service_entry(
+    r: &Resource,
+    se: &ServiceEntry,
+    workloads: &Workloads<'_>,
+    trust_domain: &str,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Service> {
+    let ns = r.namespace();
+    let ports: Vec<(ServicePort, u16)> = se
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let number = u16::try_from(p.number).ok()?;
+            let target = p
+                .target_port
+                .and_then(|t| u16::try_from(t).ok())
+                .filter(|t| *t != 0)
+                .unwrap_or(number);
+            Some((
+                ServicePort {
+                    name: p.name.clone(),
+                    number,
+                    protocol: Protocol::parse(&p.protocol),
+                },
+                target,
+            ))
+        })
+        .collect();
+    let mut endpoints = Vec::new();
+    for we in &se.endpoints {
+        let Some(address) = parse_ip(r, we.address(), warnings) else {
+            continue;
+        };
+        let w = Workload {
+            namespace: ns,
+            labels: &we.labels,
+            address,
+            named_ports: named_ports(we),
+            locality: we.locality.clone(),
+            weight: we.weight,
+            service_account: identity(trust_domain, ns, &we.service_account),
+            kube: false,
+        };
+        push_se_endpoints(&ports, &w, &mut endpoints);
+    }
+    if let Some(sel) = &se.workload_selector {
+        for w in workloads.selected(ns, &sel.labels, false) {
+            push_se_endpoints(&ports, w, &mut endpoints);
+        }
+    }
+    let export_to = if se.export_to.is_empty() {
+        vec![EXPORT_ALL.to_string()]
+    } else {
+        se.export_to
+            .iter()
+            .map(|e| if e == EXPORT_LOCAL { ns } else { e.as_str() })
+            .map(String::from)
+            .collect()
+    };
+    se.hosts
+        .iter()
+        .map(|h| Service {
+            hostname: to_fqdn(ns, h),
+            namespace: ns.to_string(),
+            kube_name: None,
+            addresses: se.addresses.clone(),
+            ports: ports.iter().map(|(p, _)| p.clone()).collect(),
+            location: se.location,
+            resolution: se.resolution,
+            export_to: export_to.clone(),
+            endpoints: endpoints.clone(),
+        })
+        .collect()
+}
+
+/// A ServiceEntry endpoint serves each port on the workload's port of the same name, else the
+/// port's targetPort, else the port number itself.
+fn push_se_endpoints(
+    ports: &[(ServicePort, u16)],
+    w: &Workload<'_>,
+    out: &mut Vec<ServiceEndpoint>,
+) {
+    for (p, target) in ports {
+        let port = w.named_ports.get(&p.name).copied().unwrap_or(*target);
+        out.push(endpoint(p.number, port, w));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;
