@@ -162,3 +162,17 @@ fn the_items_of_a_list_are_resources_of_their_own() {
         "{out}"
     );
 }
+
+#[test]
+fn the_bookinfo_example_is_valid_and_analyzes_clean() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/bookinfo");
+    let o = bowline(&["validate", dir], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = bowline(&["analyze", dir], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("No validation issues found"),
+        "{}",
+        text(&o)
+    );
+}

@@ -198,7 +198,7 @@ impl<'a> ServiceHosts<'a> {
 }
 
 /// Ports of the ingress Service istioctl assumes.
-const IMPLICIT_INGRESS_PORTS: [u32; 4] = [80, 443, 31400, 15443];
+pub const IMPLICIT_INGRESS_PORTS: [u32; 4] = [80, 443, 31400, 15443];
 
 /// The ingress gateway istioctl adds to a files-only analysis: Service `<ingressService>` and Pod
 /// `<ingressService>-dummypod` labelled `istio: ingressgateway`, both in `istio-system`.
@@ -216,7 +216,8 @@ impl<'a> ImplicitIngress<'a> {
     }
 }
 
-/// A pod as analyzers that select workloads see it: declared Pods plus the implicit ingress pod.
+/// A pod as analyzers that select workloads see it: declared Pods, Deployments' pod templates,
+/// and the implicit ingress pod.
 #[derive(Debug, Clone)]
 pub struct PodView<'a> {
     pub name: Cow<'a, str>,
@@ -236,6 +237,20 @@ pub fn pods<'a>(cx: &Context<'a>) -> Vec<PodView<'a>> {
             node_name: p.spec.node_name.as_deref(),
         })
         .collect();
+    // In Bowline a Deployment describes a workload on its own (the local mesh runs its pod
+    // template), so its template counts as a pod even when no Pod object is given.
+    v.extend(
+        cx.of_kind(crate::resource::Kind::Deployment)
+            .filter_map(|r| match &r.spec {
+                crate::resource::Spec::Deployment(d) => Some(PodView {
+                    name: Cow::Borrowed(r.name()),
+                    namespace: r.namespace(),
+                    labels: Cow::Borrowed(&d.spec.template.metadata.labels),
+                    node_name: d.spec.template.spec.node_name.as_deref(),
+                }),
+                _ => None,
+            }),
+    );
     if let Some(ingress) = ImplicitIngress::of(cx) {
         v.push(PodView {
             name: Cow::Owned(format!("{}-dummypod", ingress.service)),

@@ -14,8 +14,6 @@ use crate::types::mesh::IngressControllerMode;
 
 /// Namespace of the stand-in ingress gateway (istioctl's default `--istioNamespace`).
 pub const ISTIO_NAMESPACE: &str = "istio-system";
-/// Ports of the stand-in ingress gateway's Service (the classic install's http2 and https).
-const DEFAULT_INGRESS_PORTS: [i64; 2] = [80, 443];
 
 /// A pod a selector can match: one given in the input, or the stand-in ingress gateway.
 #[derive(Debug, Clone)]
@@ -106,11 +104,11 @@ pub fn workload_services<'a>(cx: &Context<'a>) -> Vec<WorkloadService<'a>> {
         v.push(WorkloadService {
             namespace: Cow::Borrowed(ISTIO_NAMESPACE),
             selector: Cow::Owned(default_ingress_labels(cx)),
-            tcp_ports: DEFAULT_INGRESS_PORTS
+            tcp_ports: crate::analyze::hosts::IMPLICIT_INGRESS_PORTS
                 .iter()
                 .map(|&p| ServicePortMap {
-                    port: p,
-                    target_port: Some(p),
+                    port: i64::from(p),
+                    target_port: Some(i64::from(p)),
                 })
                 .collect(),
         });
