@@ -208,6 +208,16 @@ pub struct ImplicitIngress<'a> {
 }
 
 impl<'a> ImplicitIngress<'a> {
+    /// The labels of istioctl's stand-in pod, which its Service also selects.
+    pub fn labels() -> BTreeMap<String, String> {
+        BTreeMap::from([("istio".to_string(), "ingressgateway".to_string())])
+    }
+
+    /// The stand-in pod's name, `<ingressService>-dummypod`.
+    pub fn pod_name(&self) -> String {
+        format!("{}-dummypod", self.service)
+    }
+
     /// None when the mesh config turns the ingress controller off.
     pub fn of(cx: &Context<'a>) -> Option<Self> {
         (cx.mesh.ingress_controller_mode() != IngressControllerMode::Off).then(|| ImplicitIngress {
@@ -253,12 +263,9 @@ pub fn pods<'a>(cx: &Context<'a>) -> Vec<PodView<'a>> {
     );
     if let Some(ingress) = ImplicitIngress::of(cx) {
         v.push(PodView {
-            name: Cow::Owned(format!("{}-dummypod", ingress.service)),
+            name: Cow::Owned(ingress.pod_name()),
             namespace: ISTIO_NAMESPACE,
-            labels: Cow::Owned(BTreeMap::from([(
-                "istio".to_string(),
-                "ingressgateway".to_string(),
-            )])),
+            labels: Cow::Owned(ImplicitIngress::labels()),
             node_name: None,
         });
     }

@@ -7,10 +7,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::context::labels_match;
+use super::hosts::ImplicitIngress;
 use super::Context;
 use crate::resource::{Kind, Resource, Spec};
 use crate::types::k8s::IntOrString;
-use crate::types::mesh::IngressControllerMode;
 
 /// Namespace of the stand-in ingress gateway (istioctl's default `--istioNamespace`).
 pub const ISTIO_NAMESPACE: &str = "istio-system";
@@ -41,18 +41,9 @@ pub struct WorkloadService<'a> {
     pub tcp_ports: Vec<ServicePortMap>,
 }
 
-/// Whether istioctl would add its stand-in ingress gateway: it does unless the mesh turns the
-/// Ingress controller off, so that file-only analysis does not flag every Gateway that selects
-/// the default `istio: ingressgateway`.
-fn has_default_ingress(cx: &Context<'_>) -> bool {
-    cx.mesh.ingress_controller_mode() != IngressControllerMode::Off
-}
-
-fn default_ingress_labels(cx: &Context<'_>) -> BTreeMap<String, String> {
-    BTreeMap::from([("istio".to_string(), cx.mesh.ingress_selector().to_string())])
-}
-
-/// Every pod of the input, then the stand-in ingress gateway when there is one.
+/// Every pod of the input, then the stand-in ingress gateway when there is one (istioctl adds it
+/// unless the mesh turns the ingress controller off, so that file-only analysis does not flag
+/// every Gateway that selects the default `istio: ingressgateway`; see [`ImplicitIngress`]).
 pub fn workloads<'a>(cx: &Context<'a>) -> Vec<Workload<'a>> {
     let mut v: Vec<Workload<'a>> = cx
         .of_kind(Kind::Pod)
@@ -64,11 +55,11 @@ pub fn workloads<'a>(cx: &Context<'a>) -> Vec<Workload<'a>> {
             pod: Some(p),
         })
         .collect();
-    if has_default_ingress(cx) {
+    if let Some(ingress) = ImplicitIngress::of(cx) {
         v.push(Workload {
             namespace: Cow::Borrowed(ISTIO_NAMESPACE),
-            name: Cow::Owned(format!("{}-dummypod", cx.mesh.ingress_service())),
-            labels: Cow::Owned(default_ingress_labels(cx)),
+            name: Cow::Owned(ingress.pod_name()),
+            labels: Cow::Owned(ImplicitIngress::labels()),
             annotations: Cow::Owned(BTreeMap::new()),
             pod: None,
         });
@@ -100,10 +91,10 @@ pub fn workload_services<'a>(cx: &Context<'a>) -> Vec<WorkloadService<'a>> {
                 .collect(),
         })
         .collect();
-    if has_default_ingress(cx) {
+    if ImplicitIngress::of(cx).is_some() {
         v.push(WorkloadService {
             namespace: Cow::Borrowed(ISTIO_NAMESPACE),
-            selector: Cow::Owned(default_ingress_labels(cx)),
+            selector: Cow::Owned(ImplicitIngress::labels()),
             tcp_ports: crate::analyze::hosts::IMPLICIT_INGRESS_PORTS
                 .iter()
                 .map(|&p| ServicePortMap {
@@ -252,6 +243,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::mesh::IngressControllerMode;
     use crate::types::mesh::MeshConfig;
 
     fn load(yaml: &str) -> Vec<Resource> {
