@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use testkit::client::{self, get};
@@ -56,6 +57,8 @@ struct Proxy {
     child: Child,
     port: u16,
     log: String,
+    /// Everything it logged after it was ready, as it arrives.
+    later: Arc<Mutex<String>>,
 }
 
 impl Drop for Proxy {
@@ -107,13 +110,21 @@ fn serve(dir: &Path, role_args: &[&str], namespace: &str, config_port: u16, seed
         log.push_str(&line);
     }
     // Keep draining stderr so the child never blocks on a full pipe.
+    let later = Arc::new(Mutex::new(String::new()));
+    let sink = later.clone();
     std::thread::spawn(move || {
-        let mut sink = String::new();
-        while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
         }
     });
-    Proxy { child, port, log }
+    Proxy {
+        child,
+        port,
+        log,
+        later,
+    }
 }
 
 fn at(port: u16) -> SocketAddr {
@@ -292,6 +303,135 @@ async fn sidecar_routes_by_service_name_with_mesh_virtual_services() {
     // A name no service has: no virtual host.
     let r = client::send(at, get("unknown.default.svc.cluster.local", "/")).await;
     assert_eq!(r.status, 404);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A VirtualService sending `/switch` through the gateway to `host`, with `extra` appended to its
+/// route destination (to make it invalid).
+fn switch_vs(host: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: switch\nspec:\n  hosts: [\"*\"]\n  gateways: [bookinfo-gateway]\n  http:\n  - match:\n    - uri:\n        prefix: /switch\n    route:\n    - destination:\n        host: {host}\n        port:\n          number: 9080\n{extra}"
+    )
+}
+
+/// Replaces `name` in `dir` in one rename, as editors and `kubectl cp` tools do, so the watcher
+/// never sees a half-written file (hidden files are not config).
+fn replace(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Sends `/switch` until the answer is `want` or `within` passes; returns the last answer.
+async fn until_reaches(port: u16, want: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = client::send(at(port), get("bookinfo.example", "/switch")).await;
+        let text = r.text();
+        if text == want || Instant::now() >= deadline {
+            return format!("{} {text}", r.status.as_u16());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the proxy has logged `needle` after it was ready.
+fn until_logged(proxy: &Proxy, needle: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = proxy.later.lock().unwrap().clone();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` in:\n{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dir_changes_apply_live_and_a_broken_one_keeps_the_last_good() {
+    let block = block(3);
+    let a = Backend::start_at("details", addr(&block, 2)).await;
+    let b = Backend::start_at("ratings", addr(&block, 6)).await;
+    let gateway_yaml =
+        std::fs::read_to_string(repo().join("examples/bookinfo/gateway.yaml")).unwrap();
+    let dir = config_dir(
+        "reload",
+        &[
+            ("gateway.yaml", gateway_yaml),
+            ("workloads.yaml", workloads(&block)),
+            ("switch.yaml", switch_vs("details", "")),
+        ],
+    );
+    let mut proxy = gateway(&dir, 5);
+    let r = client::send(at(proxy.port), get("bookinfo.example", "/switch")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "details"));
+
+    // A route change is in force within 2 s, on a connection opened before it, too.
+    let mut conn = client::Conn::open(at(proxy.port)).await;
+    assert_eq!(
+        conn.send(get("bookinfo.example", "/switch")).await.text(),
+        "details"
+    );
+    replace(&dir, "switch.yaml", &switch_vs("ratings", ""));
+    assert_eq!(
+        until_reaches(proxy.port, "ratings", Duration::from_secs(2)).await,
+        "200 ratings"
+    );
+    assert_eq!(
+        conn.send(get("bookinfo.example", "/switch")).await.text(),
+        "ratings"
+    );
+    until_logged(&proxy, "config applied", Duration::from_secs(2));
+
+    // An invalid field: the document is rejected with its reason, the last good version stays.
+    let before = b.count();
+    replace(
+        &dir,
+        "switch.yaml",
+        &switch_vs("details", "      weight: -5\n"),
+    );
+    until_logged(
+        &proxy,
+        "VirtualService default/switch",
+        Duration::from_secs(5),
+    );
+    for _ in 0..10 {
+        let r = client::send(at(proxy.port), get("bookinfo.example", "/switch")).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ratings"));
+    }
+    assert_eq!(b.count(), before + 10);
+
+    // Not YAML at all: same.
+    replace(
+        &dir,
+        "switch.yaml",
+        "kind: VirtualService\nspec: [unclosed\n",
+    );
+    until_logged(&proxy, "switch.yaml:", Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..10 {
+        let r = client::send(at(proxy.port), get("bookinfo.example", "/switch")).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ratings"));
+    }
+    assert!(
+        proxy.child.try_wait().unwrap().is_none(),
+        "the proxy exited"
+    );
+
+    // Fixed: it applies.
+    let sent_to_a = a.count();
+    replace(&dir, "switch.yaml", &switch_vs("details", ""));
+    assert_eq!(
+        until_reaches(proxy.port, "details", Duration::from_secs(2)).await,
+        "200 details"
+    );
+    assert!(a.count() > sent_to_a);
+    assert!(
+        proxy.child.try_wait().unwrap().is_none(),
+        "the proxy exited"
+    );
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
