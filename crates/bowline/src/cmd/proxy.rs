@@ -97,7 +97,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        // The store lives as long as this block: dropping it stops the directory watch.
         let (snapshot, follow) = match (file_snapshot, &args.config_dir) {
             (Some(snapshot), _) => (snapshot, None),
             (None, Some(dir)) => {
@@ -129,9 +128,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let follower = follow.map(|(store, versions, applied)| {
             let handle = handle.clone();
             tokio::spawn(async move {
+                // The store moves here: it watches the directory for as long as this task runs,
+                // and dropping it (abort on drain) stops the watch.
                 follow_store(&store, versions, applied, &handle, identity).await;
-                // The store ending (its task stopped) leaves the last applied config serving.
-                drop(store);
             })
         });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
