@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use testkit::client::{self, get};
@@ -56,6 +57,8 @@ struct Proxy {
     child: Child,
     port: u16,
     log: String,
+    /// Everything it logged after it was ready, as it arrives.
+    later: Arc<Mutex<String>>,
 }
 
 impl Drop for Proxy {
@@ -107,13 +110,21 @@ fn serve(dir: &Path, role_args: &[&str], namespace: &str, config_port: u16, seed
         log.push_str(&line);
     }
     // Keep draining stderr so the child never blocks on a full pipe.
+    let later = Arc::new(Mutex::new(String::new()));
+    let sink = later.clone();
     std::thread::spawn(move || {
-        let mut sink = String::new();
-        while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
         }
     });
-    Proxy { child, port, log }
+    Proxy {
+        child,
+        port,
+        log,
+        later,
+    }
 }
 
 fn at(port: u16) -> SocketAddr {
@@ -292,6 +303,150 @@ async fn sidecar_routes_by_service_name_with_mesh_virtual_services() {
     // A name no service has: no virtual host.
     let r = client::send(at, get("unknown.default.svc.cluster.local", "/")).await;
     assert_eq!(r.status, 404);
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A VirtualService sending `/switch` through the gateway to `host`, with `extra` appended to its
+/// route destination (to make it invalid).
+fn switch_vs(host: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: switch\nspec:\n  hosts: [\"*\"]\n  gateways: [bookinfo-gateway]\n  http:\n  - match:\n    - uri:\n        prefix: /switch\n    route:\n    - destination:\n        host: {host}\n        port:\n          number: 9080\n{extra}"
+    )
+}
+
+/// Replaces `name` in `dir` in one rename, as editors and `kubectl cp` tools do, so the watcher
+/// never sees a half-written file (hidden files are not config).
+fn replace(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+/// Sends `/switch` until the answer is `want` or `within` passes; returns the last answer.
+async fn until_reaches(port: u16, want: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = client::send(at(port), get("bookinfo.example", "/switch")).await;
+        let text = r.text();
+        if text == want || Instant::now() >= deadline {
+            return format!("{} {text}", r.status.as_u16());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How much the proxy has logged since it was ready: a mark for [`until_logged`].
+fn log_mark(proxy: &Proxy) -> usize {
+    proxy.later.lock().unwrap().len()
+}
+
+/// Waits until the proxy has logged `needle` after `mark`; returns what it logged since.
+fn until_logged(proxy: &Proxy, mark: usize, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let since = proxy.later.lock().unwrap()[mark..].to_string();
+        if since.contains(needle) {
+            return since;
+        }
+        assert!(Instant::now() < deadline, "no `{needle}` in:\n{since}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Ten requests to `/switch`, every one answered by `want`.
+async fn all_reach(proxy: &mut Proxy, want: &str) {
+    for _ in 0..10 {
+        let r = client::send(at(proxy.port), get("bookinfo.example", "/switch")).await;
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, want));
+    }
+    assert!(
+        proxy.child.try_wait().unwrap().is_none(),
+        "the proxy exited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_dir_changes_apply_live_and_a_broken_one_keeps_the_last_good() {
+    let block = block(3);
+    let a = Backend::start_at("details", addr(&block, 2)).await;
+    let b = Backend::start_at("ratings", addr(&block, 6)).await;
+    let gateway_yaml =
+        std::fs::read_to_string(repo().join("examples/bookinfo/gateway.yaml")).unwrap();
+    let dir = config_dir(
+        "reload",
+        &[
+            ("gateway.yaml", gateway_yaml),
+            ("workloads.yaml", workloads(&block)),
+            ("switch.yaml", switch_vs("details", "")),
+        ],
+    );
+    let mut proxy = gateway(&dir, 5);
+    all_reach(&mut proxy, "details").await;
+
+    // A route change is in force within 2 s. Routes are looked up per request (Envoy's RDS), so
+    // a connection opened before the change sees it on its next request.
+    let mut conn = client::Conn::open(at(proxy.port)).await;
+    let r = conn.send(get("bookinfo.example", "/switch")).await;
+    assert_eq!(r.text(), "details");
+    let mark = log_mark(&proxy);
+    replace(&dir, "switch.yaml", &switch_vs("ratings", ""));
+    assert_eq!(
+        until_reaches(proxy.port, "ratings", Duration::from_secs(2)).await,
+        "200 ratings"
+    );
+    let r = conn.send(get("bookinfo.example", "/switch")).await;
+    assert_eq!(r.text(), "ratings");
+    until_logged(&proxy, mark, "config applied", Duration::from_secs(2));
+
+    // An invalid field: the document is rejected with file, line and reason, and the last good
+    // version of the VirtualService stays.
+    let before = b.count();
+    let mark = log_mark(&proxy);
+    replace(
+        &dir,
+        "switch.yaml",
+        &switch_vs("details", "      weight: -5\n"),
+    );
+    let log = until_logged(
+        &proxy,
+        mark,
+        "VirtualService default/switch",
+        Duration::from_secs(5),
+    );
+    assert!(log.contains("switch.yaml:"), "{log}");
+    all_reach(&mut proxy, "ratings").await;
+    assert_eq!(b.count(), before + 10);
+
+    // Not YAML at all: same.
+    let mark = log_mark(&proxy);
+    replace(
+        &dir,
+        "switch.yaml",
+        "kind: VirtualService\nspec: [unclosed\n",
+    );
+    until_logged(&proxy, mark, "switch.yaml:", Duration::from_secs(5));
+    all_reach(&mut proxy, "ratings").await;
+
+    // Valid documents that do not compile for this proxy (a listener port past 65535 once the
+    // offset is added): the whole version is refused with the reason, nothing of it applies.
+    let mark = log_mark(&proxy);
+    let far = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: far\nspec:\n  selector:\n    istio: ingressgateway\n  servers:\n  - port:\n      number: 65535\n      name: http\n      protocol: HTTP\n    hosts: [\"*\"]\n";
+    replace(&dir, "far.yaml", far);
+    replace(&dir, "switch.yaml", &switch_vs("details", ""));
+    let log = until_logged(&proxy, mark, "does not compile", Duration::from_secs(5));
+    assert!(log.contains("65535"), "{log}");
+    all_reach(&mut proxy, "ratings").await;
+
+    // Fixed: it applies.
+    let sent_to_a = a.count();
+    std::fs::remove_file(dir.join("far.yaml")).unwrap();
+    assert_eq!(
+        until_reaches(proxy.port, "details", Duration::from_secs(2)).await,
+        "200 details"
+    );
+    assert!(a.count() > sent_to_a);
+    all_reach(&mut proxy, "details").await;
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }

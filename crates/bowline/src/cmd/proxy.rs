@@ -1,6 +1,11 @@
 //! `bowline proxy`: serve a proxy snapshot until SIGTERM, SIGINT or `POST /quitquitquit`, then
-//! drain. The snapshot is either a JSON file (`--snapshot`) or Istio YAML compiled through the
-//! model for one proxy (`--config-dir` with `--role`, `--labels`, `--namespace`).
+//! drain. The snapshot is either a JSON file (`--snapshot`, read once) or Istio YAML compiled
+//! through the model for one proxy (`--config-dir` with `--role`, `--labels`, `--namespace`).
+//!
+//! A config directory is followed as istiod follows its sources: the control crate's store
+//! watches it and publishes validated versions, each is compiled for this proxy off the async
+//! workers and swapped in atomically, and a version that does not compile (or that the proxy
+//! rejects) is logged with its reason while the last good one keeps serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use api::{Decoded, Severity};
+use control::store::{ConfigSnapshot, DirSource, Store, DEFAULT_DEBOUNCE};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "config_dir"])))]
@@ -16,8 +21,10 @@ pub struct Args {
     /// Proxy snapshot (listeners, route tables, clusters) as JSON
     #[arg(long)]
     snapshot: Option<PathBuf>,
-    /// Directory of Istio and Kubernetes YAML/JSON (read recursively), compiled for this proxy.
-    /// Read once at start: changes to the files are not picked up until a restart
+    /// Directory of Istio and Kubernetes YAML/JSON (read recursively, `mesh.yaml` at its root as
+    /// the mesh config), compiled for this proxy and watched: changes are compiled and applied
+    /// without dropping connections; a change that does not compile is logged and the last good
+    /// config keeps serving
     #[arg(long)]
     config_dir: Option<PathBuf>,
     /// With --config-dir: gateway (listeners from Gateways selecting --labels) or sidecar
@@ -62,14 +69,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let snapshot = match (&args.snapshot, &args.config_dir) {
+    // Checked before anything starts so a typo fails fast rather than on the first reload.
+    let identity = identity(&args)?;
+    let file_snapshot = match (&args.snapshot, &args.config_dir) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a proxy snapshot", file.display()))?
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a proxy snapshot", file.display()))?,
+            )
         }
-        (None, Some(dir)) => compile_dir(dir, &args)?,
+        (None, Some(_)) => None,
         (None, None) => anyhow::bail!("one of --snapshot and --config-dir is required"),
     };
     // One worker runs as a plain event loop, as Envoy's and nginx's workers do: no work
@@ -86,20 +97,52 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
+        let (snapshot, follow) = match (file_snapshot, &args.config_dir) {
+            (Some(snapshot), _) => (snapshot, None),
+            (None, Some(dir)) => {
+                let source = DirSource::new(dir, DEFAULT_DEBOUNCE)
+                    .with_context(|| format!("watching {}", dir.display()))?;
+                let store = Store::start(source)
+                    .await
+                    .with_context(|| format!("loading {}", dir.display()))?;
+                // Subscribed before the first load, so a change made while the first version
+                // compiles is not missed.
+                let versions = store.handle().subscribe();
+                let first = store.handle().load();
+                let applied = first.version;
+                let snapshot = compile_off_thread(first, identity.clone())
+                    .await?
+                    .with_context(|| format!("compiling {}", dir.display()))?;
+                (snapshot, Some((store, versions, applied)))
+            }
+            (None, None) => anyhow::bail!("one of --snapshot and --config-dir is required"),
+        };
         let config = proxy::ProxyConfig {
             admin_addr: args.admin_addr,
             health_addr: args.health_addr,
             seed: args.seed,
             ..Default::default()
         };
-        let handle = proxy::start(config, snapshot).await?;
+        let handle = std::sync::Arc::new(proxy::start(config, snapshot).await?);
         tracing::info!(admin = %handle.admin_addr(), health = %handle.health_addr(), "proxy ready");
+        let follower = follow.map(|(store, versions, applied)| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                // The store moves here: it watches the directory for as long as this task runs,
+                // and dropping it (abort on drain) stops the watch.
+                follow_store(&store, versions, applied, &handle, identity).await;
+            })
+        });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: draining"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
             _ = handle.quit_requested() => tracing::info!("quitquitquit: draining"),
+        }
+        // No new config while draining: the connections left finish on what they started with.
+        if let Some(f) = follower {
+            f.abort();
         }
         let left = handle.drain(Duration::from_secs(args.drain_secs)).await;
         if left > 0 {
@@ -115,33 +158,14 @@ enum RoleArg {
     Sidecar,
 }
 
-/// Reads and validates every document under `dir` (invalid ones are reported with file:line and
-/// left out, the rest still served), then compiles them for this proxy.
-fn compile_dir(dir: &std::path::Path, args: &Args) -> Result<model::ProxySnapshot> {
-    let inputs = super::input::read_all(&[dir.to_path_buf()])?;
-    let mut resources = Vec::new();
-    let mut rejected = 0usize;
-    for input in &inputs {
-        for d in api::load_str(&input.name, &input.text) {
-            let (resource, problems) = match d {
-                Decoded::Resource(r) => {
-                    let problems = r.problems();
-                    (Some(*r), problems)
-                }
-                Decoded::Other(_) => continue,
-                Decoded::Invalid(p) => (None, p),
-            };
-            let mut bad = resource.is_none();
-            for p in &problems {
-                bad |= p.severity == Severity::Error;
-                tracing::warn!("{p}");
-            }
-            match resource {
-                Some(r) if !bad => resources.push(r),
-                _ => rejected += 1,
-            }
-        }
-    }
+/// Who this proxy is, for the model; `version` is filled in per config version.
+#[derive(Clone)]
+struct Identity {
+    proxy: model::ProxyIdentity,
+    dir: String,
+}
+
+fn identity(args: &Args) -> Result<Identity> {
     let mut labels = std::collections::BTreeMap::new();
     for pair in args
         .labels
@@ -154,29 +178,107 @@ fn compile_dir(dir: &std::path::Path, args: &Args) -> Result<model::ProxySnapsho
             .with_context(|| format!("--labels: `{pair}` is not k=v"))?;
         labels.insert(k.trim().to_string(), v.trim().to_string());
     }
-    let proxy = model::ProxyIdentity {
-        role: match args.role {
-            RoleArg::Gateway => model::Role::Gateway,
-            RoleArg::Sidecar => model::Role::Sidecar,
+    Ok(Identity {
+        proxy: model::ProxyIdentity {
+            role: match args.role {
+                RoleArg::Gateway => model::Role::Gateway,
+                RoleArg::Sidecar => model::Role::Sidecar,
+            },
+            namespace: args.namespace.clone(),
+            labels,
+            port_offset: args.port_offset,
+            version: String::new(),
         },
-        namespace: args.namespace.clone(),
-        labels,
-        port_offset: args.port_offset,
-        version: format!("{}", dir.display()),
-    };
-    let mesh = api::types::mesh::MeshConfig::istio_default();
-    let compiled = model::compile(&resources, &mesh, &proxy)
-        .with_context(|| format!("compiling {}", dir.display()))?;
-    for w in &compiled.warnings {
-        tracing::warn!("{w}");
+        dir: args
+            .config_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// Applies every new config version until the store stops. Versions that pile up while one
+/// compiles are skipped to the newest: only the latest config matters.
+async fn follow_store(
+    store: &Store,
+    mut versions: tokio::sync::watch::Receiver<u64>,
+    mut applied: u64,
+    handle: &proxy::ProxyHandle,
+    identity: Identity,
+) {
+    while versions.changed().await.is_ok() {
+        let config = store.handle().load();
+        let version = config.version;
+        if version <= applied {
+            continue;
+        }
+        let compiled = match compile_off_thread(config, identity.clone()).await {
+            Ok(Ok(snapshot)) => snapshot,
+            Ok(Err(e)) => {
+                tracing::warn!(version, error = %e, "config does not compile; the last good one keeps serving");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(version, error = %e, "config compile failed; the last good one keeps serving");
+                continue;
+            }
+        };
+        let (listeners, clusters) = (compiled.listeners.len(), compiled.clusters.len());
+        match handle.apply(compiled).await {
+            Ok(()) => {
+                applied = version;
+                tracing::info!(version, listeners, clusters, "config applied");
+            }
+            Err(e) => {
+                tracing::warn!(version, error = %e, "config rejected by the proxy; the last good one keeps serving");
+            }
+        }
     }
     tracing::info!(
+        version = applied,
+        "config store stopped; the last applied config keeps serving"
+    );
+}
+
+/// Runs [`compile`] on the blocking pool: compiling is CPU work and must not stall the workers
+/// that serve traffic. The outer error is the job itself failing (a panic).
+async fn compile_off_thread(
+    config: std::sync::Arc<ConfigSnapshot>,
+    identity: Identity,
+) -> Result<Result<model::ProxySnapshot, model::CompileError>> {
+    tokio::task::spawn_blocking(move || compile(&config, identity))
+        .await
+        .context("the compile job stopped")
+}
+
+/// Compiles one store version for this proxy. Rejected documents were already logged by the
+/// store (file:line and reason); the last good version of each of them is among the resources.
+fn compile(
+    config: &ConfigSnapshot,
+    mut identity: Identity,
+) -> Result<model::ProxySnapshot, model::CompileError> {
+    identity.proxy.version = format!("{}@{}", identity.dir, config.version);
+    let resources: Vec<api::Resource> = config
+        .resources
+        .values()
+        .flat_map(|by_name| by_name.values())
+        .map(|entry| entry.resource.clone())
+        .collect();
+    for w in &config.warnings {
+        tracing::warn!(version = config.version, "{w}");
+    }
+    let compiled = model::compile(&resources, &config.mesh, &identity.proxy)?;
+    for w in &compiled.warnings {
+        tracing::warn!(version = config.version, "{w}");
+    }
+    tracing::info!(
+        version = config.version,
         resources = resources.len(),
-        rejected,
+        rejected = config.rejected.len(),
         listeners = compiled.snapshot.listeners.len(),
         clusters = compiled.snapshot.clusters.len(),
         "compiled {}",
-        dir.display()
+        identity.dir
     );
     Ok(compiled.snapshot)
 }
