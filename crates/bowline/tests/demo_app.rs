@@ -1,6 +1,6 @@
 //! `bowline demo-app` as a user runs it: it serves, and SIGTERM stops it cleanly with exit 0.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,7 +74,15 @@ fn serves_until_sigterm_then_exits_zero() {
 
 #[test]
 fn tcp_echo_listens_on_every_port_given() {
-    let ports = [free_port(), free_port()];
+    // Hold both listeners while picking, so the two ports differ.
+    let held = [
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+    ];
+    let ports = held
+        .each_ref()
+        .map(|l| l.local_addr().expect("addr").port());
+    drop(held);
     let child = spawn(&[
         "tcp-echo",
         "--port",
@@ -96,9 +104,12 @@ fn tcp_echo_listens_on_every_port_given() {
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         s.write_all(b"hello\n").expect("write");
-        let mut buf = [0u8; 64];
-        let n = s.read(&mut buf).expect("read");
-        assert_eq!(&buf[..n], b"one hello\n");
+        // One read may return part of the line (the echo may arrive in more than one segment).
+        let mut line = String::new();
+        std::io::BufReader::new(&s)
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "one hello\n");
     }
     assert_eq!(sigterm_and_wait(child).code(), Some(0));
 }
