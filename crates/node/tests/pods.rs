@@ -179,9 +179,11 @@ fn bad_names_are_refused_before_anything_is_made() {
     assert!(!host("ip", &["netns", "list"]).contains("bltname-"));
 }
 
-/// Run by `without_privileges_the_error_says_what_to_do` as an unprivileged uid.
-#[test]
-#[ignore = "helper: run as a non-root uid by another test"]
+/// Set in the environment of the copy of this test binary that
+/// `without_privileges_the_error_says_what_to_do` runs as an unprivileged uid.
+const PROBE_ENV: &str = "BOWLINE_NODE_UNPRIVILEGED_PROBE";
+
+/// The unprivileged side: report what `up` says without privileges.
 fn unprivileged_probe() {
     // Run by hand as root, `up` would really create the default bridge: refuse.
     if node::sys::require_privileges().is_ok() {
@@ -197,6 +199,10 @@ fn unprivileged_probe() {
 
 #[test]
 fn without_privileges_the_error_says_what_to_do() {
+    if std::env::var_os(PROBE_ENV).is_some() {
+        unprivileged_probe();
+        return;
+    }
     let Some(_t) = common::node("bltpriv", 7) else {
         return;
     };
@@ -204,7 +210,12 @@ fn without_privileges_the_error_says_what_to_do() {
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=1337", "--regid=1337", "--clear-groups", "--"])
         .arg(exe)
-        .args(["--exact", "unprivileged_probe", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "without_privileges_the_error_says_what_to_do",
+            "--nocapture",
+        ])
+        .env(PROBE_ENV, "1")
         .output()
         .expect("run the probe");
     let stdout = String::from_utf8_lossy(&out.stdout);
