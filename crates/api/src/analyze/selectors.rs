@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::context::labels_match;
 use super::hosts::ImplicitIngress;
-use super::Context;
+use super::{Code, Context, Message};
 use crate::resource::{Kind, Resource, Spec};
 use crate::types::k8s::IntOrString;
 
@@ -124,6 +124,43 @@ pub fn first_label_path(base: &str, selector: &BTreeMap<String, String>) -> Stri
         Some(k) => format!("{base}.{k}"),
         None => base.to_string(),
     }
+}
+
+/// Policies (Sidecars, Telemetries...) grouped by the pod their selector picks, keyed by
+/// (namespace, pod name). A selector that picks no pod of its policy's namespace is reported as
+/// IST0101 at `labels_path` (the selector's labels field).
+pub fn group_by_selected_pod<'w, 'a>(
+    workloads: &'w [Workload<'a>],
+    policies: impl IntoIterator<Item = (&'a Resource, &'a BTreeMap<String, String>)>,
+    labels_path: &str,
+    out: &mut Vec<Message>,
+) -> BTreeMap<(String, String), (&'w Workload<'a>, Vec<&'a Resource>)> {
+    let mut by_pod: BTreeMap<(String, String), (&'w Workload<'a>, Vec<&'a Resource>)> =
+        BTreeMap::new();
+    for (r, selector) in policies {
+        let mut found = false;
+        for w in matching_in(workloads, r.namespace(), selector) {
+            found = true;
+            by_pod
+                .entry((w.namespace.to_string(), w.name.to_string()))
+                .or_insert_with(|| (w, Vec::new()))
+                .1
+                .push(r);
+        }
+        if !found {
+            out.push(Message::new(
+                Code::ReferencedResourceNotFound,
+                &r.into(),
+                &first_label_path(labels_path, selector),
+                format!(
+                    "Referenced selector not found: {:?} (no pod in namespace {} has these labels)",
+                    selector_string(selector),
+                    r.namespace()
+                ),
+            ));
+        }
+    }
+    by_pod
 }
 
 /// Workloads in `namespace` that `selector` matches.

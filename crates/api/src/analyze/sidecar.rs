@@ -5,10 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::selectors::{
-    self, first_label_path, in_ambient_mode, namespace_in_ambient_mode, namespace_object,
-    selector_string, Workload,
-};
+use super::selectors::{self, in_ambient_mode, namespace_in_ambient_mode, namespace_object};
 use super::{Analyzer, Code, Context, Message};
 use crate::resource::Resource;
 
@@ -32,40 +29,20 @@ impl Analyzer for Selector {
     fn analyze(&self, cx: &Context<'_>, out: &mut Vec<Message>) {
         let workloads = selectors::workloads(cx);
         // (namespace, pod name) -> the workload and the Sidecars selecting it.
-        let mut by_pod: BTreeMap<(String, String), (&Workload<'_>, Vec<&Resource>)> =
-            BTreeMap::new();
         let mut by_namespace: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
-
+        let mut selecting = Vec::new();
         for (r, sc) in cx.sidecars() {
-            let selector = match &sc.workload_selector {
-                Some(s) if !s.labels.is_empty() => &s.labels,
-                _ => {
-                    by_namespace.entry(r.namespace()).or_default().push(r);
-                    continue;
-                }
-            };
-            let mut found = false;
-            for w in selectors::matching_in(&workloads, r.namespace(), selector) {
-                found = true;
-                by_pod
-                    .entry((w.namespace.to_string(), w.name.to_string()))
-                    .or_insert_with(|| (w, Vec::new()))
-                    .1
-                    .push(r);
-            }
-            if !found {
-                out.push(Message::new(
-                    Code::ReferencedResourceNotFound,
-                    &r.into(),
-                    &first_label_path("spec.workloadSelector.labels", selector),
-                    format!(
-                        "Referenced selector not found: {:?} (no pod in namespace {} has these labels)",
-                        selector_string(selector),
-                        r.namespace()
-                    ),
-                ));
+            match &sc.workload_selector {
+                Some(s) if !s.labels.is_empty() => selecting.push((r, &s.labels)),
+                _ => by_namespace.entry(r.namespace()).or_default().push(r),
             }
         }
+        let by_pod = selectors::group_by_selected_pod(
+            &workloads,
+            selecting,
+            "spec.workloadSelector.labels",
+            out,
+        );
 
         // Ambient workloads have no sidecar to configure: say so once per Sidecar.
         let mut ineffective: BTreeSet<String> = BTreeSet::new();

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::selectors::{self, first_label_path, selector_string};
+use super::selectors;
 use super::{Analyzer, Code, Context, Message};
 use crate::resource::Resource;
 
@@ -64,38 +64,20 @@ impl Analyzer for Selector {
 
     fn analyze(&self, cx: &Context<'_>, out: &mut Vec<Message>) {
         let workloads = selectors::workloads(cx);
-        let mut by_pod: BTreeMap<(String, String), Vec<&Resource>> = BTreeMap::new();
-        for (r, t) in cx.telemetries() {
-            let Some(selector) = t
-                .selector
+        let selecting = cx.telemetries().filter_map(|(r, t)| {
+            t.selector
                 .as_ref()
                 .map(|s| &s.match_labels)
                 .filter(|l| !l.is_empty())
-            else {
-                continue;
-            };
-            let mut found = false;
-            for w in selectors::matching_in(&workloads, r.namespace(), selector) {
-                found = true;
-                by_pod
-                    .entry((w.namespace.to_string(), w.name.to_string()))
-                    .or_default()
-                    .push(r);
-            }
-            if !found {
-                out.push(Message::new(
-                    Code::ReferencedResourceNotFound,
-                    &r.into(),
-                    &first_label_path("spec.selector.matchLabels", selector),
-                    format!(
-                        "Referenced selector not found: {:?} (no pod in namespace {} has these labels)",
-                        selector_string(selector),
-                        r.namespace()
-                    ),
-                ));
-            }
-        }
-        for ((ns, pod), list) in &by_pod {
+                .map(|l| (r, l))
+        });
+        let by_pod = selectors::group_by_selected_pod(
+            &workloads,
+            selecting,
+            "spec.selector.matchLabels",
+            out,
+        );
+        for ((ns, pod), (_, list)) in &by_pod {
             if list.len() < 2 {
                 continue;
             }
