@@ -507,4 +507,6 @@ fn listener_name(l: &Listener) -> String {
 }
 
 #[cfg(test)]
+mod capture_tests;
+#[cfg(test)]
 mod tests;
