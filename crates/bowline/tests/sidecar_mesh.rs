@@ -124,3 +124,119 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
         );
     }
 }
+
+fn peer_auth(name: &str, selector: Option<&str>, mode: &str, ports: &[(u16, &str)]) -> String {
+    let selector = selector
+        .map(|app| format!("  selector: {{matchLabels: {{app: {app}}}}}\n"))
+        .unwrap_or_default();
+    let ports = if ports.is_empty() {
+        String::new()
+    } else {
+        let entries: Vec<String> = ports
+            .iter()
+            .map(|(p, m)| format!("    {p}: {{mode: {m}}}\n"))
+            .collect();
+        format!("  portLevelMtls:\n{}", entries.join(""))
+    };
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {{name: {name}, namespace: default}}\nspec:\n{selector}  mtls: {{mode: {mode}}}\n{ports}"
+    )
+}
+
+#[test]
+fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
+    let Some(mut m) = mesh("blsc2", 42) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    let b = m.pod("b", true);
+    // A workload without a sidecar: plain text straight to b's pod address.
+    let c = m.pod("c", false);
+    m.write(
+        "b.yaml",
+        &service(
+            "b",
+            VIP_B,
+            &[("http", 80, 8080), ("http-alt", 90, 9090)],
+            &b.ip.to_string(),
+            "sa-b",
+        ),
+    );
+    m.app("httpbin", &b, "httpbin", &[8080, 9090]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+    let direct = |port| SocketAddr::new(b.ip.into(), port);
+    let plain = |port| http(&c, direct(port), "b", "/headers");
+    let meshed = |port| http(&a, vip(port), "b", "/headers");
+
+    // No policy: PERMISSIVE. Plain text reaches the app without an XFCC; the sidecar's call
+    // arrives over mTLS on the same port.
+    let (status, body) = plain(8080).expect("plain under PERMISSIVE");
+    assert_eq!(status, 200);
+    assert!(!body.contains("X-Forwarded-Client-Cert"), "{body}");
+    let (status, body) = meshed(80).expect("mesh under PERMISSIVE");
+    assert_eq!(status, 200);
+    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"), "{body}");
+
+    // Namespace STRICT: plain text is reset (curl's exit 56), the sidecar still gets through.
+    m.write("pa-ns.yaml", &peer_auth("default", None, "STRICT", &[]));
+    eventually("STRICT refuses plain text", || {
+        plain(8080).is_err_and(|e| is_reset(&e))
+    });
+    assert!(plain(9090).is_err_and(|e| is_reset(&e)));
+    assert_eq!(meshed(80).expect("mesh under STRICT").0, 200);
+
+    // A workload-level DISABLE overrides the namespace's STRICT.
+    m.write("pa-b.yaml", &peer_auth("b", Some("b"), "DISABLE", &[]));
+    eventually("workload DISABLE beats namespace STRICT", || {
+        plain(8080).is_ok_and(|(s, _)| s == 200)
+    });
+
+    // Port level: STRICT for the workload, PERMISSIVE on 9090 only.
+    m.write(
+        "pa-b.yaml",
+        &peer_auth("b", Some("b"), "STRICT", &[(9090, "PERMISSIVE")]),
+    );
+    eventually("port 8080 STRICT again", || {
+        plain(8080).is_err_and(|e| is_reset(&e))
+    });
+    assert_eq!(plain(9090).expect("9090 is PERMISSIVE").0, 200);
+    assert_eq!(meshed(90).expect("mesh to 9090").0, 200);
+    assert_eq!(meshed(80).expect("mesh to 8080").0, 200);
+}
+
+#[test]
+fn outbound_traffic_policy_passes_unknown_destinations_through_or_blackholes_them() {
+    let Some(mut m) = mesh("blsc3", 43) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    // Outside the registry: no sidecar, not in any Service.
+    let e = m.pod("e", false);
+    // b gives port 8080 an HTTP route table, so unknown hosts on it take the HTTP path.
+    m.write(
+        "b.yaml",
+        &service("b", VIP_B, &[("http", 8080, 8080)], "10.89.43.250", "sa-b"),
+    );
+    m.app("httpbin", &e, "httpbin", &[8080]);
+    m.app("echo", &e, "tcp-echo", &[7000]);
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+    let e_http = SocketAddr::new(e.ip.into(), 8080);
+    let e_tcp = SocketAddr::new(e.ip.into(), 7000);
+
+    // ALLOW_ANY (the default): both reach e at the address dialed.
+    let (status, _) = http(&a, e_http, "e.example", "/status/200").expect("http passthrough");
+    assert_eq!(status, 200);
+    let echoed = tcp_line(&a, e_tcp, "hello").expect("tcp passthrough");
+    assert!(echoed.ends_with(" hello"), "{echoed}");
+
+    m.write(
+        "mesh.yaml",
+        "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n",
+    );
+    eventually("REGISTRY_ONLY answers 502 for an unknown host", || {
+        http(&a, e_http, "e.example", "/status/200").is_ok_and(|(s, _)| s == 502)
+    });
+    let err = tcp_line(&a, e_tcp, "hello").expect_err("BlackHoleCluster");
+    assert!(is_reset(&err), "{err}");
+}
