@@ -240,3 +240,83 @@ fn outbound_traffic_policy_passes_unknown_destinations_through_or_blackholes_the
     let err = tcp_line(&a, e_tcp, "hello").expect_err("BlackHoleCluster");
     assert!(is_reset(&err), "{err}");
 }
+
+fn serial(pod: &node::Pod) -> String {
+    let (status, body) = admin(pod, "GET", "/certs").expect("certs");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["serial"].as_str().expect("serial").to_string()
+}
+
+#[test]
+fn certificate_rotation_under_steady_load_fails_no_request() {
+    let Some(mut m) = mesh("blsc4", 44) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    let b = m.pod("b", true);
+    m.write(
+        "b.yaml",
+        &service(
+            "b",
+            VIP_B,
+            &[("http", 80, 8080), ("tcp-echo", 7000, 7000)],
+            &b.ip.to_string(),
+            "sa-b",
+        ),
+    );
+    m.write(
+        "pa.yaml",
+        &peer_auth("default", None, "STRICT", &[]),
+    );
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.app("echo", &b, "tcp-echo", &[7000]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for i in 0..4 {
+        let (a, stop) = (a.clone(), stop.clone());
+        load.push(std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Half HTTP (pooled upstream connections), half TCP (a handshake each).
+                let result = if i % 2 == 0 {
+                    http(&a, vip(80), "b", "/status/200")
+                        .map_err(|e| e.to_string())
+                        .and_then(|(s, _)| if s == 200 { Ok(()) } else { Err(format!("status {s}")) })
+                } else {
+                    tcp_line(&a, vip(7000), "ping")
+                        .map_err(|e| e.to_string())
+                        .and_then(|l| if l.ends_with(" ping") { Ok(()) } else { Err(l) })
+                };
+                match result {
+                    Ok(()) => ok += 1,
+                    Err(e) => failed.push(e),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    for round in 0..3 {
+        for pod in [&a, &b] {
+            let before = serial(pod);
+            let (status, _) = admin(pod, "POST", "/certs/rotate").expect("rotate");
+            assert_eq!(status, 202);
+            eventually(&format!("rotation {round} on {}", pod.name), || {
+                serial(pod) != before
+            });
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for t in load {
+        let (o, f) = t.join().expect("load thread");
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), ok as usize + failed.len(), &failed[..failed.len().min(5)]);
+    assert!(ok > 20, "only {ok} requests ran during the rotations");
+}
