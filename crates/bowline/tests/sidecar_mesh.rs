@@ -69,10 +69,17 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
     // sends it to b's sidecar.
     m.write(
         "b.yaml",
-        &service("b", VIP_B, &[("http", 80, 8080)], &t.ip.to_string(), "sa-b"),
+        &service(
+            "b",
+            VIP_B,
+            &[("http", 80, 8080), ("http2", 81, 9090)],
+            &t.ip.to_string(),
+            "sa-b",
+        ),
     );
     let seen = tap(&t, 8080, SocketAddr::new(b.ip.into(), 8080));
-    m.app("httpbin", &b, "httpbin", &[8080]);
+    let seen_h2 = tap(&t, 9090, SocketAddr::new(b.ip.into(), 9090));
+    m.app("httpbin", &b, "httpbin", &[8080, 9090]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
     m.sidecar("proxy-a", &a, "a", "sa-a");
 
@@ -101,6 +108,13 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
         xfcc.contains("Subject=\\\"\\\";URI=spiffe://cluster.local/ns/default/sa/sa-a"),
         "{xfcc}"
     );
+
+    // HTTP/2 between the sidecars (an `http2` port) is mesh mTLS too, and reaches the app.
+    let (status, body) = http(&a, vip(81), "b", "/headers").expect("a -> b over h2");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"), "{body}");
+    let first = seen_h2.lock().expect("lock").clone();
+    assert!(!first.is_empty() && first.iter().all(|b| b[..2] == [0x16, 0x03]), "{first:?}");
 
     // Each sidecar's certificate names its workload and chains to the mesh root.
     let root = ca::CertificateAuthority::open(

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ca::Identity;
 use hyper::body::Incoming;
+use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -405,9 +406,17 @@ pub type MeshClient = Client<MeshConnector, Incoming>;
 #[derive(Default)]
 pub struct MeshClients {
     h1: Mutex<HashMap<ClientKey, MeshClient>>,
+    h2: Mutex<HashMap<(SocketAddr, ClientKey), H2Slot>>,
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Default)]
+struct H2Slot {
+    sender: Option<http2::SendRequest<Incoming>>,
+    /// Held while connecting, so concurrent first requests share one connection.
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
 struct ClientKey {
     timeout: Duration,
     bind: Option<IpAddr>,
@@ -416,16 +425,22 @@ struct ClientKey {
     tls: Option<(usize, String)>,
 }
 
-impl MeshClients {
-    pub fn h1(&self, sec: &UpstreamSecurity, timeout: Duration) -> MeshClient {
-        let key = ClientKey {
+impl ClientKey {
+    fn new(sec: &UpstreamSecurity, timeout: Duration) -> Self {
+        ClientKey {
             timeout,
             bind: sec.bind,
             tls: sec
                 .tls
                 .as_ref()
                 .map(|(c, n)| (Arc::as_ptr(c) as usize, n.to_str().into_owned())),
-        };
+        }
+    }
+}
+
+impl MeshClients {
+    pub fn h1(&self, sec: &UpstreamSecurity, timeout: Duration) -> MeshClient {
+        let key = ClientKey::new(sec, timeout);
         let mut map = self.h1.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(key)
             .or_insert_with(|| {
@@ -438,5 +453,71 @@ impl MeshClients {
                     })
             })
             .clone()
+    }
+}
+
+impl MeshClients {
+    /// Sends `req` on the one HTTP/2 connection kept per endpoint and way of connecting.
+    pub async fn h2_send(
+        &self,
+        addr: SocketAddr,
+        sec: &UpstreamSecurity,
+        timeout: Duration,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Incoming>, RequestError> {
+        let key = (addr, ClientKey::new(sec, timeout));
+        let mut sender = self.h2_sender(&key, sec).await?;
+        let upstream = |e: hyper::Error| RequestError::new(ResponseFlag::UC, e.to_string());
+        sender.ready().await.map_err(upstream)?;
+        sender.send_request(req).await.map_err(upstream)
+    }
+
+    fn h2_live(
+        &self,
+        key: &(SocketAddr, ClientKey),
+    ) -> Result<http2::SendRequest<Incoming>, Arc<tokio::sync::Mutex<()>>> {
+        let mut conns = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = conns.entry(key.clone()).or_default();
+        match slot.sender.as_ref().filter(|s| !s.is_closed()) {
+            Some(s) => Ok(s.clone()),
+            None => Err(slot.connecting.clone()),
+        }
+    }
+
+    async fn h2_sender(
+        &self,
+        key: &(SocketAddr, ClientKey),
+        sec: &UpstreamSecurity,
+    ) -> Result<http2::SendRequest<Incoming>, RequestError> {
+        let connecting = match self.h2_live(key) {
+            Ok(s) => return Ok(s),
+            Err(lock) => lock,
+        };
+        let _connecting = connecting.lock().await;
+        if let Ok(s) = self.h2_live(key) {
+            return Ok(s);
+        }
+        let (addr, k) = key;
+        let io = connect(*addr, sec, k.timeout)
+            .await
+            .map_err(|e| RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")))?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| RequestError::new(ResponseFlag::UF, e.to_string()))?;
+        let addr = *addr;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "upstream h2 connection closed");
+            }
+        });
+        self.h2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .sender = Some(sender.clone());
+        Ok(sender)
     }
 }

@@ -228,13 +228,7 @@ async fn forward<'s>(
     let mesh = shared.certs.as_ref().map(|c| &c.mesh);
     let http2 = matches!(cs.upstream, Upstream::H2(_));
     let sec = crate::mtls::upstream_security(mesh, state, ci, ei, endpoint, true)?;
-    let special = (!sec.is_plain()).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
-    if http2 && special.is_some() {
-        return Err(RequestError::new(
-            ResponseFlag::UF,
-            format!("{}: HTTP/2 upstreams with mesh mTLS or a bound source are not supported yet", cluster.name),
-        ));
-    }
+    let special = (!sec.is_plain() && !http2).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -284,12 +278,15 @@ async fn forward<'s>(
                 )?;
                 parts.version = Version::HTTP_2;
                 parts.headers.remove(header::HOST);
-                pool.send(
-                    endpoint,
-                    cluster.connect_timeout,
-                    Request::from_parts(parts, body),
-                )
-                .await
+                let req = Request::from_parts(parts, body);
+                if sec.is_plain() {
+                    pool.send(endpoint, cluster.connect_timeout, req).await
+                } else {
+                    shared
+                        .mesh_clients
+                        .h2_send(endpoint, &sec, cluster.connect_timeout, req)
+                        .await
+                }
             }
         }
     };
