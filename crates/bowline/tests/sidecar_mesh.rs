@@ -112,9 +112,15 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
     // HTTP/2 between the sidecars (an `http2` port) is mesh mTLS too, and reaches the app.
     let (status, body) = http(&a, vip(81), "b", "/headers").expect("a -> b over h2");
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"), "{body}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"),
+        "{body}"
+    );
     let first = seen_h2.lock().expect("lock").clone();
-    assert!(!first.is_empty() && first.iter().all(|b| b[..2] == [0x16, 0x03]), "{first:?}");
+    assert!(
+        !first.is_empty() && first.iter().all(|b| b[..2] == [0x16, 0x03]),
+        "{first:?}"
+    );
 
     // Each sidecar's certificate names its workload and chains to the mesh root.
     let root = ca::CertificateAuthority::open(
@@ -190,7 +196,10 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
     assert!(!body.contains("X-Forwarded-Client-Cert"), "{body}");
     let (status, body) = meshed(80).expect("mesh under PERMISSIVE");
     assert_eq!(status, 200);
-    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"), "{body}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"),
+        "{body}"
+    );
 
     // Namespace STRICT: plain text is reset (curl's exit 56), the sidecar still gets through.
     m.write("pa-ns.yaml", &peer_auth("default", None, "STRICT", &[]));
@@ -279,10 +288,7 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             "sa-b",
         ),
     );
-    m.write(
-        "pa.yaml",
-        &peer_auth("default", None, "STRICT", &[]),
-    );
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
     m.app("httpbin", &b, "httpbin", &[8080]);
     m.app("echo", &b, "tcp-echo", &[7000]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
@@ -299,7 +305,13 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
                 let result = if i % 2 == 0 {
                     http(&a, vip(80), "b", "/status/200")
                         .map_err(|e| e.to_string())
-                        .and_then(|(s, _)| if s == 200 { Ok(()) } else { Err(format!("status {s}")) })
+                        .and_then(|(s, _)| {
+                            if s == 200 {
+                                Ok(())
+                            } else {
+                                Err(format!("status {s}"))
+                            }
+                        })
                 } else {
                     tcp_line(&a, vip(7000), "ping")
                         .map_err(|e| e.to_string())
@@ -331,6 +343,12 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
         ok += o;
         failed.extend(f);
     }
-    assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), ok as usize + failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(ok > 20, "only {ok} requests ran during the rotations");
 }

@@ -168,7 +168,10 @@ async fn mesh_mtls_checks_the_servers_service_account_and_tells_the_server_who_c
     )
     .await
     .expect_err("a server that is not the destination's service account");
-    assert!(refused.contains("shop/sa/web") || refused.contains("certificate"), "{refused}");
+    assert!(
+        refused.contains("shop/sa/web") || refused.contains("certificate"),
+        "{refused}"
+    );
 
     // After the server rotates, new handshakes see the new certificate.
     let before = web.store.current().info().serial.clone();

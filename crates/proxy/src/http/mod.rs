@@ -19,8 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use model::runtime::{
-    redirect_location, CompiledCors, RuntimeAction, RuntimeForward,
-    RuntimeRoute,
+    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeRoute,
 };
 use model::RequestView;
 use prometheus_client::metrics::counter::Counter;
@@ -228,7 +227,8 @@ async fn forward<'s>(
     let mesh = shared.certs.as_ref().map(|c| &c.mesh);
     let http2 = matches!(cs.upstream, Upstream::H2(_));
     let sec = crate::mtls::upstream_security(mesh, state, ci, ei, endpoint, true)?;
-    let special = (!sec.is_plain() && !http2).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
+    let special =
+        (!sec.is_plain() && !http2).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
