@@ -15,7 +15,7 @@ metadata: {name: web, namespace: shop}
 spec:
   selector: {app: web}
   clusterIP: 10.96.0.10
-  ports: [{name: http, port: 80, targetPort: 8080}, {name: tcp-admin, port: 9000}]
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: tcp-admin, port: 9000}, {name: other, port: 7070}]
 ---
 apiVersion: v1
 kind: Pod
@@ -82,6 +82,9 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     assert!(out.chain_for(addr("10.96.0.99:5432")).is_none());
     assert!(out.http_table(Some(addr("10.1.2.3:80"))).is_some());
     assert!(out.chain_for(addr("10.1.2.3:81")).is_none());
+    // A port of unknown protocol sniffs on the service address: HTTP or TCP to the service.
+    let sniff = out.chain_for(addr("10.96.0.10:7070")).unwrap();
+    assert!(matches!(sniff.kind, RuntimeListenerKind::AutoSniff { .. }));
     let RuntimeListenerKind::Capture { fallback, .. } = out else {
         panic!("not a capture listener")
     };
@@ -101,6 +104,8 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     assert!(matches!(http.kind, RuntimeListenerKind::Http { .. }));
     let tcp = inb.chain_for(addr("10.88.0.11:9000")).unwrap();
     assert!(matches!(tcp.kind, RuntimeListenerKind::Tcp { .. }));
+    let sniff = inb.chain_for(addr("10.88.0.11:7070")).unwrap();
+    assert!(matches!(sniff.kind, RuntimeListenerKind::AutoSniff { .. }));
     assert!(inb.chain_for(addr("10.88.0.11:7777")).is_none());
     let inbound = c
         .snapshot
@@ -177,7 +182,11 @@ spec: {mtls: {mode: STRICT}}
         inbound_modes(&run(mesh_strict)),
         (
             PeerMtls::Strict,
-            vec![(8080, PeerMtls::Strict), (9000, PeerMtls::Strict)]
+            vec![
+                (7070, PeerMtls::Strict),
+                (8080, PeerMtls::Strict),
+                (9000, PeerMtls::Strict)
+            ]
         )
     );
     let ns_disable = r#"
@@ -191,8 +200,7 @@ spec: {mtls: {mode: DISABLE}}
         inbound_modes(&run(&format!("{mesh_strict}{ns_disable}"))).0,
         PeerMtls::Disable
     );
-    // Workload UNSET inherits the namespace's; port 9000 overrides; a port no service names
-    // still gets its chain.
+    // Workload UNSET inherits the namespace's; ports 9000 and 7070 override.
     let workload = r#"
 ---
 apiVersion: security.istio.io/v1
@@ -203,12 +211,15 @@ spec:
   portLevelMtls:
     9000: {mode: STRICT}
     7070: {mode: PERMISSIVE}
+    6060: {mode: STRICT}
 "#;
     assert_eq!(
         inbound_modes(&run(&format!("{mesh_strict}{ns_disable}{workload}"))),
         (
             PeerMtls::Disable,
             vec![
+                // A port no service names still gets its mode (as opaque TCP).
+                (6060, PeerMtls::Strict),
                 (7070, PeerMtls::Permissive),
                 (8080, PeerMtls::Disable),
                 (9000, PeerMtls::Strict)
@@ -279,4 +290,41 @@ spec: {host: db, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
     let mut mesh = MeshConfig::istio_default();
     mesh.enable_auto_mtls = Some(false);
     assert!(run_with("", &mesh, &client).snapshot.mesh_tls.is_empty());
+}
+
+#[test]
+fn gateways_originate_mesh_mtls_to_sidecars_too() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: web, port: {number: 80}}}]}]
+"#;
+    let mut gateway = ProxyIdentity::new(Role::Gateway, "istio-system");
+    gateway
+        .labels
+        .insert("istio".into(), "ingressgateway".into());
+    let c = run_with(yaml, &MeshConfig::istio_default(), &gateway);
+    assert_eq!(c.snapshot.mesh_tls.len(), 1, "{:?}", c.snapshot.mesh_tls);
+    assert_eq!(
+        c.snapshot.mesh_tls[0].cluster,
+        "outbound|80||web.shop.svc.cluster.local"
+    );
+    let rt = Runtime::build(c.snapshot).unwrap();
+    let ci = rt
+        .clusters
+        .iter()
+        .position(|cl| cl.name == "outbound|80||web.shop.svc.cluster.local")
+        .unwrap();
+    assert_eq!(rt.mesh_tls[ci].as_ref().unwrap().endpoints, [true]);
 }

@@ -23,6 +23,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let services: Vec<Service> = cx.registry.visible(&ns).into_iter().cloned().collect();
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
+    let mut sniffed: Vec<(&Service, u16)> = Vec::new();
     for s in &services {
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
@@ -32,8 +33,12 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             if p.protocol.is_tcp() {
                 tcp.push((s, p.number));
             } else {
-                // HTTP, and unknown protocols: sniffing is not compiled yet, so treat as HTTP.
+                // HTTP, and unknown protocols: those are served as HTTP on 0.0.0.0:port too; with
+                // capture, a service address of their own sniffs (HTTP, else TCP to the service).
                 http_ports.entry(p.number).or_default().push(s);
+                if p.protocol == api::protocol::Protocol::Unknown && cx.proxy.capture {
+                    sniffed.push((s, p.number));
+                }
             }
         }
     }
@@ -80,6 +85,27 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             address,
             port: listen,
             kind: ListenerKind::Tcp { clusters },
+        };
+        l.name = listener_name(&l);
+        listeners.push(l);
+    }
+    for (s, port) in sniffed {
+        let Some(address) = s.addresses.iter().find_map(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        let listen = cx.listener_port(port)?;
+        if !bound.insert((address, listen)) {
+            continue;
+        }
+        let tcp_clusters = tcp_clusters(cx, s, port);
+        let mut l = Listener {
+            name: String::new(),
+            address,
+            port: listen,
+            kind: ListenerKind::AutoSniff {
+                route_table: port.to_string(),
+                tcp_clusters,
+            },
         };
         l.name = listener_name(&l);
         listeners.push(l);
