@@ -137,6 +137,11 @@ pub struct CertManager {
     pub store: Arc<CertStore>,
     pub mesh: Arc<crate::mtls::MeshTls>,
     rotate_now: Notify,
+    grace_period_ratio: f64,
+    /// When the current certificate arrived. Rotation is timed from here rather than from
+    /// `notBefore`, which the CA backdates: from `notBefore` a short-lived certificate would be
+    /// due the moment it arrives.
+    received: std::sync::Mutex<SystemTime>,
 }
 
 impl std::fmt::Debug for CertManager {
@@ -157,6 +162,7 @@ impl CertManager {
         grace_period_ratio: f64,
     ) -> Result<Arc<Self>, CertError> {
         let first = issue(&identity, provider.as_ref(), ttl).await?;
+        let received = std::sync::Mutex::new(SystemTime::now());
         let store = CertStore::with_grace_period_ratio(first, grace_period_ratio)?;
         let mesh = crate::mtls::MeshTls::new(store.clone())?;
         Ok(Arc::new(CertManager {
@@ -166,6 +172,8 @@ impl CertManager {
             store,
             mesh,
             rotate_now: Notify::new(),
+            grace_period_ratio,
+            received,
         }))
     }
 
@@ -177,7 +185,17 @@ impl CertManager {
     pub async fn rotate(&self) -> Result<(), CertError> {
         let next = issue(&self.identity, self.provider.as_ref(), self.ttl).await?;
         self.store.rotate(next)?;
+        *self.received.lock().unwrap_or_else(|p| p.into_inner()) = SystemTime::now();
         Ok(())
+    }
+
+    /// When the current certificate is due for rotation: once `grace_period_ratio` of its
+    /// remaining life at arrival is left.
+    pub fn rotation_due_at(&self) -> SystemTime {
+        let received = *self.received.lock().unwrap_or_else(|p| p.into_inner());
+        let not_after = self.store.current().not_after();
+        let life = not_after.duration_since(received).unwrap_or_default();
+        not_after - life.mul_f64(self.grace_period_ratio)
     }
 
     /// Asks the rotation task to rotate now.
@@ -193,7 +211,6 @@ impl CertManager {
             let mut backoff = Duration::from_millis(200);
             loop {
                 let wait = me
-                    .store
                     .rotation_due_at()
                     .duration_since(SystemTime::now())
                     .unwrap_or_default();
@@ -228,7 +245,7 @@ impl CertManager {
             "subject_alt_names": info.sans,
             "not_before": unix(info.not_before),
             "not_after": unix(info.not_after),
-            "rotation_due": unix(self.store.rotation_due_at()),
+            "rotation_due": unix(self.rotation_due_at()),
             "root_fingerprints": info.root_fingerprints,
         })
     }

@@ -181,3 +181,34 @@ async fn mesh_mtls_checks_the_servers_service_account_and_tells_the_server_who_c
         .expect("any mesh identity when the destination names none");
     assert_ne!(web.store.current().info().serial, before);
 }
+
+#[tokio::test]
+async fn certificates_rotate_by_themselves_at_the_grace_period() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let who = id("shop", "web");
+    let provider: Arc<dyn CertProvider> = Arc::new(LocalCa::new(open_ca(dir.path()), who.clone()));
+    // Two seconds of life, rotated when half of it is left: about every second.
+    let m = CertManager::start(who, provider, Some(Duration::from_secs(2)), 0.5)
+        .await
+        .expect("issued");
+    let due = m
+        .rotation_due_at()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        due > Duration::from_millis(500) && due <= Duration::from_secs(1),
+        "due in {due:?}"
+    );
+    let task = m.spawn_rotation();
+    let mut serials = vec![m.store.current().info().serial.clone()];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serials.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "rotated only {serials:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = m.store.current().info().serial.clone();
+        if serials.last() != Some(&now) {
+            serials.push(now);
+        }
+    }
+    task.abort();
+}
