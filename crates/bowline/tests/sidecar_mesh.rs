@@ -352,3 +352,47 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
     );
     assert!(ok > 20, "only {ok} requests ran during the rotations");
 }
+
+#[test]
+fn destination_rules_force_or_disable_mesh_mtls_against_auto_mtls() {
+    let Some(mut m) = mesh("blsc5", 45) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    let b = m.pod("b", true);
+    // b runs a sidecar but is not labelled as running one: auto mTLS sends plain text.
+    let unlabelled = service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b")
+        .replace(", security.istio.io/tlsMode: istio", "");
+    m.write("b.yaml", &unlabelled);
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+    let call = || http(&a, vip(80), "b", "/headers");
+
+    // Plain text meets STRICT: b's sidecar resets, a's answers the app with a 503.
+    assert_eq!(call().expect("a answers").0, 503);
+    let dr = |mode: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: b, namespace: default}}\nspec: {{host: b, trafficPolicy: {{tls: {{mode: {mode}}}}}}}\n"
+        )
+    };
+    m.write("dr.yaml", &dr("ISTIO_MUTUAL"));
+    eventually("ISTIO_MUTUAL reaches the STRICT workload", || {
+        call().is_ok_and(|(s, body)| s == 200 && body.contains("sa/sa-a"))
+    });
+
+    // Labelled again (auto mTLS would apply), but the DestinationRule turns it off.
+    m.write(
+        "b.yaml",
+        &service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b"),
+    );
+    m.write("dr.yaml", &dr("DISABLE"));
+    eventually("DISABLE sends plain text again", || {
+        call().is_ok_and(|(s, _)| s == 503)
+    });
+    m.remove("dr.yaml");
+    eventually("auto mTLS without the DestinationRule", || {
+        call().is_ok_and(|(s, _)| s == 200)
+    });
+}

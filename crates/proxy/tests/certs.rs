@@ -203,7 +203,10 @@ async fn certificates_rotate_by_themselves_at_the_grace_period() {
     let mut serials = vec![m.store.current().info().serial.clone()];
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while serials.len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "rotated only {serials:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotated only {serials:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = m.store.current().info().serial.clone();
         if serials.last() != Some(&now) {
