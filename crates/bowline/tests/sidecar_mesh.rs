@@ -396,3 +396,54 @@ fn destination_rules_force_or_disable_mesh_mtls_against_auto_mtls() {
         call().is_ok_and(|(s, _)| s == 200)
     });
 }
+
+#[test]
+fn the_ingress_gateway_calls_sidecars_over_mesh_mtls_as_its_own_identity() {
+    let Some(mut m) = mesh("blsc6", 46) else {
+        return;
+    };
+    let g = m.pod("gw", false);
+    let b = m.pod("b", true);
+    let client = m.pod("client", false);
+    m.write(
+        "b.yaml",
+        &service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b"),
+    );
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
+    m.write(
+        "gw.yaml",
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8000, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: b, port: {number: 80}}}]}]
+"#,
+    );
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.gateway("gateway", &g);
+
+    let (status, body) = http(
+        &client,
+        SocketAddr::new(g.ip.into(), 8000),
+        "b.example",
+        "/headers",
+    )
+    .expect("through the gateway");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(
+            "URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+        ),
+        "{body}"
+    );
+}
