@@ -215,3 +215,47 @@ async fn certificates_rotate_by_themselves_at_the_grace_period() {
     }
     task.abort();
 }
+
+/// A provider answering as Istio's `CreateCertificate` does: PEM strings, leaf first, root
+/// last, with no separate root (what a remote provider hands [`IssuedChain::from_pem_chain`]).
+struct PemAnswer(CertificateAuthority, Identity);
+
+impl CertProvider for PemAnswer {
+    fn create_certificate<'a>(
+        &'a self,
+        csr_pem: &'a str,
+        ttl: Option<Duration>,
+    ) -> proxy::certs::BoxFuture<'a, Result<proxy::certs::IssuedChain, proxy::certs::ProviderError>>
+    {
+        Box::pin(async move {
+            let issued = self
+                .0
+                .sign_csr(csr_pem, &self.1, ttl)
+                .map_err(|e| proxy::certs::ProviderError::Refused(e.to_string()))?;
+            let mut chain: Vec<String> = issued
+                .cert_chain_pem()
+                .split_inclusive("-----END CERTIFICATE-----\n")
+                .map(str::to_string)
+                .collect();
+            if !chain.iter().any(|c| c == &issued.roots_pem()) {
+                chain.push(issued.roots_pem());
+            }
+            proxy::certs::IssuedChain::from_pem_chain(&chain, None)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_pem_chain_answer_as_istios_ca_gives_is_usable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let who = id("shop", "web");
+    let provider: Arc<dyn CertProvider> = Arc::new(PemAnswer(open_ca(dir.path()), who.clone()));
+    let m = CertManager::start(who.clone(), provider, None, 0.5)
+        .await
+        .expect("issued from a PEM chain");
+    assert_eq!(m.store.current().identity(), &who);
+    assert_eq!(
+        m.store.current().root_certs(),
+        open_ca(dir.path()).roots()
+    );
+}
