@@ -38,6 +38,16 @@ apiVersion: v1
 kind: Pod
 metadata: {name: db-1, namespace: shop, labels: {app: db}, annotations: {bowline.io/address: 10.88.0.13}}
 spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: shop}
+spec:
+  hosts: [ext.example.com]
+  addresses: [10.96.2.1, 10.96.2.2]
+  ports: [{number: 6000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.1}]
 "#;
 
 fn web_proxy() -> ProxyIdentity {
@@ -80,6 +90,10 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     let db = out.chain_for(addr("10.96.0.20:5432")).unwrap();
     assert!(matches!(db.kind, RuntimeListenerKind::Tcp { .. }));
     assert!(out.chain_for(addr("10.96.0.99:5432")).is_none());
+    // Every address of the service leads to it.
+    for vip in ["10.96.2.1:6000", "10.96.2.2:6000"] {
+        assert!(out.chain_for(addr(vip)).is_some(), "{vip}");
+    }
     assert!(out.http_table(Some(addr("10.1.2.3:80"))).is_some());
     assert!(out.chain_for(addr("10.1.2.3:81")).is_none());
     // A port of unknown protocol sniffs on the service address: HTTP or TCP to the service.

@@ -62,55 +62,67 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
         listeners.iter().map(|l| (l.address, l.port)).collect();
     for (s, port) in tcp {
         // Without per-service addresses every service would share 0.0.0.0:port; a TCP port can
-        // only carry one destination, so use the service IP when there is one.
-        let address = s
-            .addresses
-            .iter()
-            .find_map(|a| a.parse::<IpAddr>().ok())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let listen = cx.listener_port(port)?;
-        if !bound.insert((address, listen)) {
-            cx.warnings.push(super::Warning {
-                resource: String::new(),
-                message: format!(
-                    "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
-                    s.hostname
-                ),
-            });
-            continue;
+        // only carry one destination, so use the service IP when there is one. With capture,
+        // every address of the service (its VIPs) leads to it, as the original destination can
+        // be any of them; without, one socket is bound, on the first.
+        let mut addresses = service_ips(s, cx.proxy.capture);
+        if addresses.is_empty() {
+            addresses.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         }
-        let clusters = tcp_clusters(cx, s, port);
-        let mut l = Listener {
-            name: String::new(),
-            address,
-            port: listen,
-            kind: ListenerKind::Tcp { clusters },
-        };
-        l.name = listener_name(&l);
-        listeners.push(l);
+        let listen = cx.listener_port(port)?;
+        for address in addresses {
+            if !bound.insert((address, listen)) {
+                cx.warnings.push(super::Warning {
+                    resource: String::new(),
+                    message: format!(
+                        "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
+                        s.hostname
+                    ),
+                });
+                continue;
+            }
+            let clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::Tcp { clusters },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
+        }
     }
     for (s, port) in sniffed {
-        let Some(address) = s.addresses.iter().find_map(|a| a.parse::<IpAddr>().ok()) else {
-            continue;
-        };
         let listen = cx.listener_port(port)?;
-        if !bound.insert((address, listen)) {
-            continue;
+        for address in service_ips(s, true) {
+            if !bound.insert((address, listen)) {
+                continue;
+            }
+            let tcp_clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::AutoSniff {
+                    route_table: port.to_string(),
+                    tcp_clusters,
+                },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
         }
-        let tcp_clusters = tcp_clusters(cx, s, port);
-        let mut l = Listener {
-            name: String::new(),
-            address,
-            port: listen,
-            kind: ListenerKind::AutoSniff {
-                route_table: port.to_string(),
-                tcp_clusters,
-            },
-        };
-        l.name = listener_name(&l);
-        listeners.push(l);
     }
     Ok((listeners, tables))
+}
+
+/// The service's IP addresses (CIDRs and names skipped): all of them, or only the first.
+fn service_ips(s: &Service, all: bool) -> Vec<IpAddr> {
+    let ips = s.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok());
+    if all {
+        ips.collect()
+    } else {
+        ips.take(1).collect()
+    }
 }
 
 /// Domains a client may use for `s` on `port`: the FQDN, `name.ns` and `name.ns.svc` for
