@@ -183,9 +183,15 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
         ),
     );
     m.app("httpbin", &b, "httpbin", &[8080, 9090]);
+    // A port no Service names: InboundPassthroughCluster.
+    m.app("echo", &b, "tcp-echo", &[7000]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
     m.sidecar("proxy-a", &a, "a", "sa-a");
     let direct = |port| SocketAddr::new(b.ip.into(), port);
+    for from in [&c, &a] {
+        let echoed = tcp_line(from, direct(7000), "hi").expect("inbound passthrough");
+        assert!(echoed.ends_with(" hi"), "{echoed}");
+    }
     let plain = |port| http(&c, direct(port), "b", "/headers");
     let meshed = |port| http(&a, vip(port), "b", "/headers");
 
@@ -207,6 +213,7 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
         plain(8080).is_err_and(|e| is_reset(&e))
     });
     assert!(plain(9090).is_err_and(|e| is_reset(&e)));
+    assert!(tcp_line(&c, direct(7000), "hi").is_err_and(|e| is_reset(&e)));
     assert_eq!(meshed(80).expect("mesh under STRICT").0, 200);
 
     // A workload-level DISABLE overrides the namespace's STRICT.

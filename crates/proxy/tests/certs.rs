@@ -254,8 +254,5 @@ async fn a_pem_chain_answer_as_istios_ca_gives_is_usable() {
         .await
         .expect("issued from a PEM chain");
     assert_eq!(m.store.current().identity(), &who);
-    assert_eq!(
-        m.store.current().root_certs(),
-        open_ca(dir.path()).roots()
-    );
+    assert_eq!(m.store.current().root_certs(), open_ca(dir.path()).roots());
 }
