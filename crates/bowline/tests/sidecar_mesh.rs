@@ -83,7 +83,15 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
     m.sidecar("proxy-b", &b, "b", "sa-b");
     m.sidecar("proxy-a", &a, "a", "sa-a");
 
-    let (status, body) = http(&a, vip(80), "b", "/headers").expect("a -> b");
+    // The application's own XFCC is dropped by its sidecar: only sidecars vouch for callers.
+    let (status, body) = http_with(
+        &a,
+        vip(80),
+        "b",
+        "/headers",
+        "X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/default/sa/forged\r\n",
+    )
+    .expect("a -> b");
     assert_eq!(status, 200, "{body}");
     let first = seen.lock().expect("lock").clone();
     assert!(!first.is_empty(), "nothing crossed the tap");
@@ -108,6 +116,7 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
         xfcc.contains("Subject=\\\"\\\";URI=spiffe://cluster.local/ns/default/sa/sa-a"),
         "{xfcc}"
     );
+    assert!(!body.contains("forged"), "{body}");
 
     // HTTP/2 between the sidecars (an `http2` port) is mesh mTLS too, and reaches the app.
     let (status, body) = http(&a, vip(81), "b", "/headers").expect("a -> b over h2");

@@ -141,9 +141,10 @@ impl MeshTls {
     }
 }
 
-/// `x-forwarded-client-cert` on requests to the application, as Istio's sidecars set it
-/// (Envoy's APPEND_FORWARD): over mesh mTLS this hop's element is appended to what the caller
-/// sent; without mTLS nobody vouches for the header, so it is removed.
+/// `x-forwarded-client-cert` on requests a sidecar forwards: over mesh mTLS this hop's element
+/// is appended to what the caller sent (Envoy's APPEND_FORWARD, Istio's inbound setting);
+/// without mTLS (plain text in, or the application's own outbound requests) nobody vouches for
+/// the header, so it is removed and cannot be forged.
 pub fn forward_client_cert(headers: &mut http::HeaderMap, peer: Option<&PeerInfo>) {
     const XFCC: &str = "x-forwarded-client-cert";
     let Some(peer) = peer else {

@@ -248,7 +248,18 @@ impl Mesh {
 /// An HTTP/1.1 exchange from inside `pod` on a new connection: status and body. A refused or
 /// reset connection is the `Err`.
 pub fn http(pod: &Pod, to: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    http_with(pod, to, host, path, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+pub fn http_with(
+    pod: &Pod,
+    to: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     node::in_pod(pod, move || exchange(to, req.as_bytes())).expect("enter pod")
 }
 

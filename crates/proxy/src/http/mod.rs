@@ -235,7 +235,9 @@ async fn forward<'s>(
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
-    if conn.inbound {
+    if conn.original_dst.is_some() {
+        // Captured: inbound appends the mTLS peer's element, outbound removes what the
+        // application sent (Envoy's APPEND_FORWARD and SANITIZE, as Istio configures sidecars).
         crate::mtls::forward_client_cert(&mut parts.headers, conn.mesh_peer.as_deref());
     }
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
