@@ -223,6 +223,14 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
     });
     assert!(plain(9090).is_err_and(|e| is_reset(&e)));
     assert!(tcp_line(&c, direct(7000), "hi").is_err_and(|e| is_reset(&e)));
+    // What users see: curl's "failure receiving network data".
+    let curl = node::pod_command(&c, "curl", None)
+        .expect("pod command")
+        .args(["-s", "-o", "/dev/null", "--max-time", "5"])
+        .arg(format!("http://{}/headers", direct(8080)))
+        .status()
+        .expect("curl (scripts/test.sh installs it)");
+    assert_eq!(curl.code(), Some(56));
     assert_eq!(meshed(80).expect("mesh under STRICT").0, 200);
 
     // A workload-level DISABLE overrides the namespace's STRICT.
