@@ -349,7 +349,27 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             (ok, failed)
         }));
     }
+    // One connection opened before the first rotation carries lines across all of them: a
+    // rotation never touches established connections.
+    let to = vip(7000);
+    let mut held = node::in_pod(&a, move || TcpStream::connect_timeout(&to, TIMEOUT))
+        .expect("enter pod")
+        .expect("long-lived connection");
+    held.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut held_reader = std::io::BufReader::new(held.try_clone().expect("clone"));
+    let mut held_line = |n: u32| {
+        use std::io::BufRead;
+        held.write_all(format!("held {n}\n").as_bytes())
+            .expect("write on the held connection");
+        let mut line = String::new();
+        held_reader
+            .read_line(&mut line)
+            .expect("read on the held connection");
+        assert!(line.trim_end().ends_with(&format!(" held {n}")), "{line:?}");
+    };
+    held_line(0);
     for round in 0..3 {
+        held_line(round + 1);
         for pod in [&a, &b] {
             let before = serial(pod);
             let (status, _) = admin(pod, "POST", "/certs/rotate").expect("rotate");
@@ -360,6 +380,7 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             std::thread::sleep(std::time::Duration::from_millis(150));
         }
     }
+    held_line(99);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, Vec::new());
     for t in load {
