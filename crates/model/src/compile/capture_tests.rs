@@ -342,3 +342,19 @@ spec:
         .unwrap();
     assert_eq!(rt.mesh_tls[ci].as_ref().unwrap().endpoints, [true]);
 }
+
+#[test]
+fn the_runtime_refuses_two_chains_for_one_destination() {
+    let mut snapshot = run("").snapshot;
+    let l = snapshot
+        .listeners
+        .iter_mut()
+        .find(|l| l.name == VIRTUAL_INBOUND)
+        .unwrap();
+    let ListenerKind::InboundCapture { chains, .. } = &mut l.kind else {
+        panic!()
+    };
+    chains.push(chains[0].clone());
+    let err = Runtime::build(snapshot).unwrap_err().to_string();
+    assert!(err.contains("another chain already matches *:"), "{err}");
+}

@@ -532,6 +532,21 @@ fn build_kind(
                 })
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
+        for (i, c) in chains.iter().enumerate() {
+            if chains[..i]
+                .iter()
+                .any(|o| o.address == c.address && o.port == c.port)
+            {
+                return Err(BuildError::Invalid {
+                    at: format!("{at}.kind.chains[{i}]"),
+                    reason: format!(
+                        "another chain already matches {}:{}",
+                        c.address.map_or("*".to_string(), |a| a.to_string()),
+                        c.port
+                    ),
+                });
+            }
+        }
         Ok(RuntimeListenerKind::Capture {
             inbound,
             chains,
