@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
 use crate::route::*;
-use crate::snapshot::Listener;
+use crate::snapshot::{Listener, ListenerKind};
 use crate::{Endpoint, HealthStatus};
 
 fn cluster(name: &str, ports: &[(u16, u32)]) -> Cluster {
