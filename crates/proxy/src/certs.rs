@@ -3,8 +3,8 @@
 //!
 //! - [`LocalCa`]: signs with the `ca` crate directly from a CA state directory (config-dir mode
 //!   and tests).
-//! - A remote provider (the control plane's `CreateCertificate` over gRPC) implements the same
-//!   trait where the transport lives; this crate never speaks gRPC.
+//! - [`RemoteCa`]: the control plane's `CreateCertificate`, through a function the transport
+//!   (gRPC, in the xds crate) supplies; this crate never speaks gRPC.
 //!
 //! [`CertManager`] issues the first certificate before the proxy serves, then rotates once the
 //! grace-period fraction of the lifetime is left (and on demand: `POST /certs/rotate`). A rotation
@@ -113,6 +113,44 @@ impl CertProvider for LocalCa {
                 chain: issued.presented_chain(),
                 roots: issued.roots.clone(),
             })
+        })
+    }
+}
+
+/// A remote CA reached through a function answering as Istio's `CreateCertificate` does: PEM
+/// strings, leaf first (the root last). The transport (the xds crate's gRPC client) supplies
+/// the function; `roots_pem` is the mesh root the proxy was given (`--root-cert`), or `None` to
+/// trust the last certificate of each answer.
+pub struct RemoteCa<F> {
+    call: F,
+    roots_pem: Option<String>,
+}
+
+/// What the transport answers: the PEM chain, or why there is none.
+pub type RemoteAnswer = Result<Vec<String>, String>;
+
+impl<F> RemoteCa<F>
+where
+    F: Fn(String, Option<Duration>) -> BoxFuture<'static, RemoteAnswer> + Send + Sync,
+{
+    pub fn new(call: F, roots_pem: Option<String>) -> Self {
+        RemoteCa { call, roots_pem }
+    }
+}
+
+impl<F> CertProvider for RemoteCa<F>
+where
+    F: Fn(String, Option<Duration>) -> BoxFuture<'static, RemoteAnswer> + Send + Sync,
+{
+    fn create_certificate<'a>(
+        &'a self,
+        csr_pem: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<IssuedChain, ProviderError>> {
+        let call = (self.call)(csr_pem.to_string(), ttl);
+        Box::pin(async move {
+            let chain = call.await.map_err(ProviderError::Unavailable)?;
+            IssuedChain::from_pem_chain(&chain, self.roots_pem.as_deref())
         })
     }
 }

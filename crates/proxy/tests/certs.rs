@@ -216,43 +216,57 @@ async fn certificates_rotate_by_themselves_at_the_grace_period() {
     task.abort();
 }
 
-/// A provider answering as Istio's `CreateCertificate` does: PEM strings, leaf first, root
-/// last, with no separate root (what a remote provider hands [`IssuedChain::from_pem_chain`]).
-struct PemAnswer(CertificateAuthority, Identity);
-
-impl CertProvider for PemAnswer {
-    fn create_certificate<'a>(
-        &'a self,
-        csr_pem: &'a str,
-        ttl: Option<Duration>,
-    ) -> proxy::certs::BoxFuture<'a, Result<proxy::certs::IssuedChain, proxy::certs::ProviderError>>
-    {
-        Box::pin(async move {
-            let issued = self
-                .0
-                .sign_csr(csr_pem, &self.1, ttl)
-                .map_err(|e| proxy::certs::ProviderError::Refused(e.to_string()))?;
-            let mut chain: Vec<String> = issued
-                .cert_chain_pem()
-                .split_inclusive("-----END CERTIFICATE-----\n")
-                .map(str::to_string)
-                .collect();
-            if !chain.iter().any(|c| c == &issued.roots_pem()) {
-                chain.push(issued.roots_pem());
-            }
-            proxy::certs::IssuedChain::from_pem_chain(&chain, None)
-        })
-    }
+/// A remote CA answering as Istio's `CreateCertificate` does (PEM strings, leaf first, root
+/// last); the "transport" here signs with a local CA and splits the PEM.
+fn remote(ca: CertificateAuthority, who: Identity, roots: Option<String>) -> Arc<dyn CertProvider> {
+    let ca = Arc::new(ca);
+    let call = move |csr: String, ttl: Option<Duration>| {
+        let (ca, who) = (ca.clone(), who.clone());
+        let answer: proxy::certs::BoxFuture<'static, proxy::certs::RemoteAnswer> =
+            Box::pin(async move {
+                let issued = ca.sign_csr(&csr, &who, ttl).map_err(|e| e.to_string())?;
+                let mut chain: Vec<String> = issued
+                    .cert_chain_pem()
+                    .split_inclusive("-----END CERTIFICATE-----\n")
+                    .map(str::to_string)
+                    .collect();
+                if !chain.iter().any(|c| c == &issued.roots_pem()) {
+                    chain.push(issued.roots_pem());
+                }
+                Ok(chain)
+            });
+        answer
+    };
+    Arc::new(proxy::certs::RemoteCa::new(call, roots))
 }
 
 #[tokio::test]
-async fn a_pem_chain_answer_as_istios_ca_gives_is_usable() {
+async fn a_remote_ca_answering_with_a_pem_chain_is_usable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let who = id("shop", "web");
-    let provider: Arc<dyn CertProvider> = Arc::new(PemAnswer(open_ca(dir.path()), who.clone()));
-    let m = CertManager::start(who.clone(), provider, None, 0.5)
+    let root_pem = open_ca(dir.path()).roots_pem();
+    for roots in [None, Some(root_pem)] {
+        let provider = remote(open_ca(dir.path()), who.clone(), roots);
+        let m = CertManager::start(who.clone(), provider, None, 0.5)
+            .await
+            .expect("issued from a PEM chain");
+        assert_eq!(m.store.current().identity(), &who);
+        assert_eq!(m.store.current().root_certs(), open_ca(dir.path()).roots());
+    }
+    // A transport failure is the provider's error, not a panic or a bad certificate.
+    let failing = proxy::certs::RemoteCa::new(
+        |_csr: String,
+         _ttl: Option<Duration>|
+         -> proxy::certs::BoxFuture<'static, proxy::certs::RemoteAnswer> {
+            Box::pin(async { Err("connection refused".to_string()) })
+        },
+        None,
+    );
+    let err = CertManager::start(who, Arc::new(failing), None, 0.5)
         .await
-        .expect("issued from a PEM chain");
-    assert_eq!(m.store.current().identity(), &who);
-    assert_eq!(m.store.current().root_certs(), open_ca(dir.path()).roots());
+        .expect_err("no answer");
+    assert!(
+        err.to_string().contains("unreachable: connection refused"),
+        "{err}"
+    );
 }
