@@ -12,12 +12,13 @@ use base64::Engine as _;
 
 use super::{labels_match, Cx};
 use crate::route::{
-    CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
-    RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, StringMatch,
-    WeightedCluster,
+    AbortStatus, CorsPolicy, DirectResponse, FaultAbort, FaultDelay, FaultPolicy, ForwardAction,
+    HeaderMatch, HeaderOps, MirrorPolicy, QueryParamMatch, Redirect, RegexRewrite, RetryPolicy,
+    Rewrite, Route, RouteAction, RouteMatch, StringMatch, WeightedCluster, PER_MILLION,
 };
 use crate::runtime::{
-    BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch,
+    BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch, RuntimeFault,
+    RuntimeRetry,
 };
 
 /// What a route table is being built for.
@@ -111,6 +112,12 @@ fn check(route: &Route, at: &str) -> Result<(), BuildError> {
         if let Some(rw) = &f.rewrite {
             CompiledRewrite::compile(rw, at)?;
         }
+        if let Some(rt) = &f.retry {
+            RuntimeRetry::compile(rt, at)?;
+        }
+        if let Some(fault) = &f.fault {
+            RuntimeFault::compile(fault, at)?;
+        }
         if f.clusters.iter().all(|c| c.weight == 0) {
             return Err(BuildError::Invalid {
                 at: at.to_string(),
@@ -202,18 +209,6 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
         );
         return None;
     }
-    if h.fault.is_some() {
-        cx.warn(
-            r,
-            format!("http[{i}]: fault injection is not supported yet; ignored"),
-        );
-    }
-    if h.mirror.is_some() || !h.mirrors.is_empty() {
-        cx.warn(
-            r,
-            format!("http[{i}]: mirroring is not supported yet; ignored"),
-        );
-    }
     if let Some(rd) = &h.redirect {
         if !rd.prefix_rewrite.is_empty() {
             cx.warn(
@@ -285,6 +280,8 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
         }),
         authority: (!rw.authority.is_empty()).then(|| rw.authority.clone()),
     });
+    let fault = h.fault.as_ref().and_then(|f| fault(cx, r, f, i));
+    let mirrors = mirrors(cx, r, h);
     Some(RouteAction::Forward(ForwardAction {
         clusters,
         rewrite,
@@ -295,26 +292,201 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
             .and_then(|d| u64::try_from(d.as_millis()).ok())
             // Istio: a zero timeout disables it.
             .filter(|ms| *ms != 0),
-        retry: h
-            .retries
-            .as_ref()
-            .filter(|rt| rt.attempts > 0)
-            .map(|rt| RetryPolicy {
-                attempts: u32::try_from(rt.attempts).unwrap_or(0),
-                per_try_timeout_ms: rt
-                    .per_try_timeout
-                    .as_ref()
-                    .and_then(|d| d.to_std())
-                    .and_then(|d| u64::try_from(d.as_millis()).ok()),
-                retry_on: rt
-                    .retry_on
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-            }),
+        retry: retry_policy(cx.mesh, h.retries.as_ref()),
+        fault,
+        mirrors,
     }))
+}
+
+/// Istio's default retry policy (pilot's `DefaultPolicy`): two retries on connection
+/// failures, refused streams, gRPC `unavailable` / `cancelled` and 503, preferring other hosts.
+fn istio_default_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 2,
+        per_try_timeout_ms: None,
+        retry_on: [
+            "connect-failure",
+            "refused-stream",
+            "unavailable",
+            "cancelled",
+            "retriable-status-codes",
+        ]
+        .map(String::from)
+        .to_vec(),
+        retriable_status_codes: vec![503],
+        ignore_previous_hosts: true,
+        retry_remote_localities: false,
+        backoff_base_ms: None,
+    }
+}
+
+/// A route's retry policy as pilot resolves it: the rule's `retries`, else the mesh's
+/// `defaultHttpRetryPolicy`, else Istio's default; `attempts: 0` disables retries.
+pub(super) fn retry_policy(
+    mesh: &api::types::mesh::MeshConfig,
+    rule: Option<&t::HttpRetry>,
+) -> Option<RetryPolicy> {
+    let Some(rt) = rule.or(mesh.default_http_retry_policy.as_ref()) else {
+        return Some(istio_default_retry());
+    };
+    let attempts = u32::try_from(rt.attempts).ok().filter(|a| *a > 0)?;
+    let mut p = istio_default_retry();
+    p.attempts = attempts;
+    if !rt.retry_on.is_empty() {
+        // Numbers in retryOn are status codes; naming any implies retriable-status-codes.
+        let (codes, names): (Vec<&str>, Vec<&str>) = rt
+            .retry_on
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .partition(|s| s.parse::<u16>().is_ok());
+        p.retry_on = names.into_iter().map(String::from).collect();
+        p.retriable_status_codes = codes.iter().filter_map(|c| c.parse().ok()).collect();
+        if !p.retriable_status_codes.is_empty()
+            && !p.retry_on.iter().any(|n| n == "retriable-status-codes")
+        {
+            p.retry_on.push("retriable-status-codes".into());
+        }
+    }
+    p.per_try_timeout_ms = rt
+        .per_try_timeout
+        .as_ref()
+        .and_then(|d| d.to_std())
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .filter(|ms| *ms > 0);
+    if let Some(ignore) = rt.retry_ignore_previous_hosts {
+        p.ignore_previous_hosts = ignore;
+    }
+    p.retry_remote_localities = rt.retry_remote_localities.unwrap_or(false);
+    p.backoff_base_ms = rt
+        .backoff
+        .as_ref()
+        .and_then(|d| d.to_std())
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .filter(|ms| *ms > 0);
+    Some(p)
+}
+
+/// Istio's `Percent` (0-100, fractional) in parts per million.
+fn per_million(p: &api::types::common::Percent) -> u32 {
+    (p.value.clamp(0.0, 100.0) * 10_000.0).round() as u32
+}
+
+/// Istio's fault: a share given by `percentage`, else the legacy integer `percent` (delay
+/// only); with neither, no request is affected, as in pilot.
+fn fault(
+    cx: &mut Cx<'_>,
+    r: &Resource,
+    f: &t::HttpFaultInjection,
+    i: usize,
+) -> Option<FaultPolicy> {
+    let delay = f.delay.as_ref().and_then(|d| {
+        let Some(fixed) = d.fixed_delay.as_ref().and_then(|d| d.to_std()) else {
+            cx.warn(
+                r,
+                format!("http[{i}]: fault delay without fixedDelay is not supported; ignored"),
+            );
+            return None;
+        };
+        let share = match &d.percentage {
+            Some(p) => per_million(p),
+            None => u32::try_from(d.percent.clamp(0, 100)).unwrap_or(0) * 10_000,
+        };
+        Some(FaultDelay {
+            fixed_delay_ms: u64::try_from(fixed.as_millis()).unwrap_or(u64::MAX),
+            per_million: share,
+        })
+    });
+    let abort = f.abort.as_ref().and_then(|a| {
+        let status = if let Some(s) = a.http_status {
+            AbortStatus::Http(u16::try_from(s).unwrap_or(500))
+        } else if let Some(g) = &a.grpc_status {
+            let Some(code) = grpc_code(g) else {
+                cx.warn(
+                    r,
+                    format!("http[{i}]: fault abort grpcStatus `{g}` is unknown; ignored"),
+                );
+                return None;
+            };
+            AbortStatus::Grpc(code)
+        } else {
+            cx.warn(
+                r,
+                format!("http[{i}]: fault abort needs httpStatus or grpcStatus; ignored"),
+            );
+            return None;
+        };
+        Some(FaultAbort {
+            status,
+            per_million: a.percentage.as_ref().map(per_million).unwrap_or(0),
+        })
+    });
+    (delay.is_some() || abort.is_some()).then_some(FaultPolicy { delay, abort })
+}
+
+/// gRPC status names to codes.
+fn grpc_code(name: &str) -> Option<u32> {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    NAMES
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// `mirror` (with `mirrorPercentage` or the legacy `mirrorPercent`) and `mirrors`: 100% when
+/// no share is given, none when it is 0.
+fn mirrors(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute) -> Vec<MirrorPolicy> {
+    let mut out = Vec::new();
+    if let Some(dest) = &h.mirror {
+        let share = match (&h.mirror_percentage, h.mirror_percent) {
+            (Some(p), _) => per_million(p),
+            (None, Some(p)) => p.min(100) * 10_000,
+            (None, None) => PER_MILLION,
+        };
+        if share > 0 {
+            if let Some(cluster) = cx.destination(r, dest) {
+                out.push(MirrorPolicy {
+                    cluster,
+                    per_million: share,
+                });
+            }
+        }
+    }
+    for m in &h.mirrors {
+        let Some(dest) = &m.destination else { continue };
+        let share = m
+            .percentage
+            .as_ref()
+            .map(per_million)
+            .unwrap_or(PER_MILLION);
+        if share > 0 {
+            if let Some(cluster) = cx.destination(r, dest) {
+                out.push(MirrorPolicy {
+                    cluster,
+                    per_million: share,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// RE2/Envoy `\1` group references to the regex crate's `${1}`.
@@ -432,6 +604,7 @@ mod tests {
             rewrite: None,
             timeout_ms: None,
             retry: None,
+            ..Default::default()
         });
         let e = check(&zero, "http[0]").unwrap_err().to_string();
         assert!(e.contains("add up to 0"), "{e}");
