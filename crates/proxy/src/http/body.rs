@@ -223,6 +223,12 @@ impl UpstreamBody {
             Poll::Ready(Some(Ok(frame))) => {
                 g.pulled += 1;
                 self.pos += 1;
+                // A sender framed by Content-Length stops polling after the last byte, so the
+                // end is taken from the client's body rather than from a final `None`.
+                let ended = g.source.as_ref().is_some_and(|s| s.is_end_stream());
+                if ended {
+                    g.source = None;
+                }
                 if g.phase == Phase::Streaming {
                     let size = frame.data_ref().map_or(0, |d| d.len());
                     if g.bytes + size > g.limit {
@@ -233,6 +239,9 @@ impl UpstreamBody {
                         g.frames.push(Stored::Data(d.clone()));
                     } else if let Some(t) = frame.trailers_ref() {
                         g.frames.push(Stored::Trailers(t.clone()));
+                    }
+                    if ended && g.phase == Phase::Streaming {
+                        g.phase = Phase::Complete;
                     }
                     g.wake();
                 }
@@ -269,9 +278,9 @@ impl Body for UpstreamBody {
             Phase::Overflowed if this.generation != 0 && this.pos == g.pulled => {
                 this.pull(&mut g, cx)
             }
-            Phase::Overflowed => Poll::Ready(Some(Err(
-                "request body too large to send again".into()
-            ))),
+            Phase::Overflowed => {
+                Poll::Ready(Some(Err("request body too large to send again".into())))
+            }
             Phase::Streaming if this.generation == 0 => {
                 g.waiters.push(cx.waker().clone());
                 Poll::Pending

@@ -46,10 +46,8 @@ pub async fn send_once(
     *req.method_mut() = out.method.clone();
     match &cs.upstream {
         Upstream::H1(client) => {
-            *req.uri_mut() = super::uri(
-                Some(cs.authorities[ei].clone()),
-                out.path_and_query.clone(),
-            )?;
+            *req.uri_mut() =
+                super::uri(Some(cs.authorities[ei].clone()), out.path_and_query.clone())?;
             *req.version_mut() = Version::HTTP_11;
             headers.insert(header::HOST, out.authority.clone());
             *req.headers_mut() = headers;

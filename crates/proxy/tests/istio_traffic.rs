@@ -1,0 +1,687 @@
+//! istio.io's traffic-management tasks (request timeouts, retries, fault injection, traffic
+//! shifting, mirroring) as tests: Istio YAML (our own copies of the tasks' resources) compiled
+//! for a sidecar, a real proxy, real backends, real sockets. Randomness is seeded, so counts
+//! are the same every run.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, StatusCode};
+use testkit::client::{self, get, Body, Conn};
+use testkit::istio::{service, sidecar_snapshot};
+use testkit::{closed_addr, Backend, Behavior, TestProxy};
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn backend(name: &str, behavior: Behavior) -> Backend {
+    Backend::start_with(name, any_port(), behavior).await
+}
+
+/// A DestinationRule with one subset per version label.
+fn subsets(host: &str, versions: &[&str]) -> String {
+    let mut out = format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {host}\n  namespace: default\nspec:\n  host: {host}\n  subsets:\n"
+    );
+    for v in versions {
+        out.push_str(&format!("  - name: {v}\n    labels:\n      version: {v}\n"));
+    }
+    out
+}
+
+/// A sidecar proxy for `docs` (joined as one YAML stream) and the address of its port-`port`
+/// listener.
+async fn sidecar(docs: &[String], mesh: &str, port: u16) -> (TestProxy, SocketAddr) {
+    let (snapshot, warnings) = sidecar_snapshot(&docs.join("---\n"), mesh);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let proxy = TestProxy::start(snapshot).await;
+    let addr = proxy.addr(&format!("0.0.0.0_{port}"));
+    (proxy, addr)
+}
+
+fn as_user(mut req: Request<Body>, user: &'static str) -> Request<Body> {
+    req.headers_mut()
+        .insert("end-user", HeaderValue::from_static(user));
+    req
+}
+
+async fn stats(proxy: &TestProxy) -> String {
+    proxy.admin("/stats/prometheus").await.1
+}
+
+fn flag_count(stats: &str, flag: &str) -> u64 {
+    metric(
+        stats,
+        &format!("bowline_errors_total{{response_flag=\"{flag}\"}}"),
+    )
+}
+
+/// The value of the sample named exactly `series`; 0 when absent.
+fn metric(stats: &str, series: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn cluster(subset: &str, host: &str, port: u16) -> String {
+    format!("outbound|{port}|{subset}|{host}.default.svc.cluster.local")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_timeout_half_a_second_gives_504_ut() {
+    // Task "Request Timeouts": the backend takes 2 s, the route allows 0.5 s.
+    let v2 = backend(
+        "reviews-v2",
+        Behavior {
+            delay: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+    timeout: 0.5s
+";
+    let (proxy, addr) = sidecar(
+        &[
+            service("reviews", 9080, &[("v2", v2.addr)]),
+            subsets("reviews", &["v2"]),
+            vs.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let started = Instant::now();
+    let r = client::send(addr, get("reviews:9080", "/reviews/0")).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.text(), "upstream request timeout");
+    assert!(
+        took >= Duration::from_millis(480) && took < Duration::from_millis(1500),
+        "{took:?}"
+    );
+    assert_eq!(
+        v2.count(),
+        1,
+        "a timeout is not retried by the default policy"
+    );
+    assert_eq!(flag_count(&stats(&proxy).await, "UT"), 1);
+}
+
+/// Istio's retry example: three retries, two seconds per try.
+const RATINGS_RETRIES: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+  namespace: default
+spec:
+  hosts:
+  - ratings
+  http:
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+    retries:
+      attempts: 3
+      perTryTimeout: 2s
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_attempts_3_recover_from_two_503s() {
+    let ratings = backend(
+        "ratings",
+        Behavior {
+            fail_first: Some((2, 503)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (proxy, addr) = sidecar(
+        &[
+            service("ratings", 9080, &[("v1", ratings.addr)]),
+            subsets("ratings", &["v1"]),
+            RATINGS_RETRIES.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let r = client::send(addr, get("ratings:9080", "/ratings/0")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ratings"));
+    let attempts: Vec<String> = ratings
+        .seen()
+        .iter()
+        .map(|s| {
+            s.headers["x-envoy-attempt-count"]
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    let s = stats(&proxy).await;
+    let c = cluster("v1", "ratings", 9080);
+    assert_eq!(
+        metric(
+            &s,
+            &format!("bowline_upstream_rq_retry_total{{cluster=\"{c}\"}}")
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &s,
+            &format!("bowline_upstream_rq_retry_success_total{{cluster=\"{c}\"}}")
+        ),
+        1
+    );
+    assert_eq!(flag_count(&s, "URX"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_exhausted_pass_the_last_503_on_with_urx() {
+    let ratings = backend(
+        "ratings",
+        Behavior {
+            fail_first: Some((100, 503)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (proxy, addr) = sidecar(
+        &[
+            service("ratings", 9080, &[("v1", ratings.addr)]),
+            subsets("ratings", &["v1"]),
+            RATINGS_RETRIES.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let started = Instant::now();
+    let r = client::send(addr, get("ratings:9080", "/ratings/0")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.text(),
+        "ratings failing",
+        "the backend's own 503 reaches the client"
+    );
+    assert_eq!(ratings.count(), 4, "one try and three retries");
+    // Three backoffs: each below 25, 75 and 175 ms (Envoy's jittered exponential backoff).
+    assert!(started.elapsed() < Duration::from_millis(275 + 500));
+    let s = stats(&proxy).await;
+    assert_eq!(flag_count(&s, "URX"), 1);
+    let c = cluster("v1", "ratings", 9080);
+    assert_eq!(
+        metric(
+            &s,
+            &format!("bowline_upstream_rq_retry_limit_exceeded_total{{cluster=\"{c}\"}}")
+        ),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_policy_retries_a_connect_failure_on_the_other_endpoint() {
+    // No VirtualService: the route gets Istio's default policy (2 retries on connect-failure,
+    // refused-stream, unavailable, cancelled, 503), and a retry avoids the endpoint that failed.
+    let alive = backend("details", Behavior::default()).await;
+    let (proxy, addr) = sidecar(
+        &[service(
+            "details",
+            9080,
+            &[("v1", alive.addr), ("v2", closed_addr())],
+        )],
+        "",
+        9080,
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    for _ in 0..20 {
+        let r = conn.send(get("details:9080", "/details/0")).await;
+        assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "details"));
+    }
+    assert_eq!(alive.count(), 20);
+    let s = stats(&proxy).await;
+    let c = cluster("", "details", 9080);
+    let retries = metric(
+        &s,
+        &format!("bowline_upstream_rq_retry_total{{cluster=\"{c}\"}}"),
+    );
+    // Round robin moves on with every pick, retries included, so most first picks land on the
+    // dead endpoint; every one of those was retried on the live one.
+    assert!((1..=20).contains(&retries), "{retries}");
+    assert_eq!(
+        retries as usize,
+        alive
+            .seen()
+            .iter()
+            .filter(|s| s.headers["x-envoy-attempt-count"] == "2")
+            .count()
+    );
+    assert_eq!(flag_count(&s, "UF"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_0_disables_retries() {
+    let alive = backend("details", Behavior::default()).await;
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: details
+  namespace: default
+spec:
+  hosts:
+  - details
+  http:
+  - route:
+    - destination:
+        host: details
+    retries:
+      attempts: 0
+";
+    let (proxy, addr) = sidecar(
+        &[
+            service(
+                "details",
+                9080,
+                &[("v1", alive.addr), ("v2", closed_addr())],
+            ),
+            vs.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    let mut failed = 0;
+    for _ in 0..20 {
+        let r = conn.send(get("details:9080", "/details/0")).await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(r.text().contains("connection failure"), "{}", r.text());
+            failed += 1;
+        }
+    }
+    assert_eq!(
+        failed, 10,
+        "round robin: every other request meets the dead endpoint"
+    );
+    let s = stats(&proxy).await;
+    assert_eq!(flag_count(&s, "UF"), 10);
+    assert_eq!(flag_count(&s, "URX"), 0, "no retry policy, no retry limit");
+    assert!(!s.contains("bowline_upstream_rq_retry_total{"), "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_default_http_retry_policy_replaces_istios_default() {
+    // Istio's default does not retry a 500; a mesh-wide policy on 5xx does.
+    let flaky = |name: &'static str| {
+        backend(
+            name,
+            Behavior {
+                fail_first: Some((1, 500)),
+                ..Default::default()
+            },
+        )
+    };
+    let a = flaky("productpage").await;
+    let (_proxy, addr) =
+        sidecar(&[service("productpage", 9080, &[("v1", a.addr)])], "", 9080).await;
+    let r = client::send(addr, get("productpage:9080", "/")).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+
+    let b = flaky("productpage").await;
+    let mesh = "defaultHttpRetryPolicy:\n  attempts: 1\n  retryOn: 5xx\n";
+    let (_proxy, addr) = sidecar(
+        &[service("productpage", 9080, &[("v1", b.addr)])],
+        mesh,
+        9080,
+    )
+    .await;
+    let r = client::send(addr, get("productpage:9080", "/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(b.count(), 2);
+}
+
+/// Istio's `virtual-service-ratings-test-delay.yaml` with the delay given.
+fn ratings_delay(delay: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+  namespace: default
+spec:
+  hosts:
+  - ratings
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    fault:
+      delay:
+        percentage:
+          value: 100.0
+        fixedDelay: {delay}
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+"
+    )
+}
+
+async fn ratings_proxy(vs: String) -> (Backend, TestProxy, SocketAddr) {
+    let ratings = backend("ratings", Behavior::default()).await;
+    let (proxy, addr) = sidecar(
+        &[
+            service("ratings", 9080, &[("v1", ratings.addr)]),
+            subsets("ratings", &["v1"]),
+            vs,
+        ],
+        "",
+        9080,
+    )
+    .await;
+    (ratings, proxy, addr)
+}
+
+/// Sends a request as jason and one as nobody; returns how long each took.
+async fn jason_and_other(addr: SocketAddr) -> (Duration, Duration) {
+    let started = Instant::now();
+    let r = client::send(addr, as_user(get("ratings:9080", "/ratings/0"), "jason")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let jason = started.elapsed();
+    let started = Instant::now();
+    let r = client::send(addr, get("ratings:9080", "/ratings/0")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    (jason, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delay_for_jason_only() {
+    let (ratings, proxy, addr) = ratings_proxy(ratings_delay("700ms")).await;
+    let (jason, other) = jason_and_other(addr).await;
+    assert!(
+        jason >= Duration::from_millis(690) && jason < Duration::from_millis(2000),
+        "{jason:?}"
+    );
+    assert!(other < Duration::from_millis(300), "{other:?}");
+    assert_eq!(ratings.count(), 2, "a delayed request still goes upstream");
+    assert_eq!(flag_count(&stats(&proxy).await, "DI"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_delay_7s_for_jason_with_istios_figures() {
+    let (_ratings, proxy, addr) = ratings_proxy(ratings_delay("7s")).await;
+    let (jason, other) = jason_and_other(addr).await;
+    assert!(
+        jason >= Duration::from_secs(7) && jason < Duration::from_secs(9),
+        "{jason:?}"
+    );
+    assert!(other < Duration::from_millis(300), "{other:?}");
+    assert_eq!(flag_count(&stats(&proxy).await, "DI"), 1);
+}
+
+/// Istio's `virtual-service-ratings-test-abort.yaml`, with the share of jason's requests given.
+fn ratings_abort(percent: &str, jason_only: bool) -> String {
+    let matcher = if jason_only {
+        "  - match:\n    - headers:\n        end-user:\n          exact: jason\n    fault:\n"
+    } else {
+        "  - fault:\n"
+    };
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+  namespace: default
+spec:
+  hosts:
+  - ratings
+  http:
+{matcher}      abort:
+        percentage:
+          value: {percent}
+        httpStatus: 500
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+  - route:
+    - destination:
+        host: ratings
+        subset: v1
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_abort_500_for_jason_only() {
+    let (ratings, proxy, addr) = ratings_proxy(ratings_abort("100.0", true)).await;
+    let r = client::send(addr, as_user(get("ratings:9080", "/ratings/0"), "jason")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "fault filter abort")
+    );
+    assert_eq!(
+        ratings.count(),
+        0,
+        "an aborted request never leaves the proxy"
+    );
+    let r = client::send(addr, get("ratings:9080", "/ratings/0")).await;
+    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "ratings"));
+    assert_eq!(flag_count(&stats(&proxy).await, "FI"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_abort_10_percent_over_1000_requests() {
+    let (ratings, proxy, addr) = ratings_proxy(ratings_abort("10", false)).await;
+    let mut conn = Conn::open(addr).await;
+    let mut aborted = 0;
+    for _ in 0..1000 {
+        let r = conn.send(get("ratings:9080", "/ratings/0")).await;
+        match r.status {
+            StatusCode::INTERNAL_SERVER_ERROR => aborted += 1,
+            StatusCode::OK => {}
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!((70..=130).contains(&aborted), "{aborted} of 1000 aborted");
+    assert_eq!(ratings.count(), 1000 - aborted);
+    assert_eq!(flag_count(&stats(&proxy).await, "FI"), aborted as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_abort_with_grpc_status_is_a_trailers_only_answer() {
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+  namespace: default
+spec:
+  hosts:
+  - ratings
+  http:
+  - fault:
+      abort:
+        percentage:
+          value: 100
+        grpcStatus: UNAVAILABLE
+    route:
+    - destination:
+        host: ratings
+";
+    let (ratings, _proxy, addr) = ratings_proxy(vs.into()).await;
+    let r = client::send(addr, get("ratings:9080", "/ratings.Ratings/Get")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("grpc-status"), Some("14"));
+    assert_eq!(r.header("content-type"), Some("application/grpc"));
+    assert!(r.body.is_empty());
+    assert_eq!(ratings.count(), 0);
+}
+
+/// Counts over 1000 requests split between reviews v1 and v3 with `weights`.
+async fn split(weights: (u32, u32)) -> (usize, usize) {
+    let v1 = backend("reviews-v1", Behavior::default()).await;
+    let v3 = backend("reviews-v3", Behavior::default()).await;
+    let vs = format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+      weight: {}
+    - destination:
+        host: reviews
+        subset: v3
+      weight: {}
+",
+        weights.0, weights.1
+    );
+    let (_proxy, addr) = sidecar(
+        &[
+            service("reviews", 9080, &[("v1", v1.addr), ("v3", v3.addr)]),
+            subsets("reviews", &["v1", "v3"]),
+            vs,
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    for _ in 0..1000 {
+        let r = conn.send(get("reviews:9080", "/reviews/0")).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    (v1.count(), v3.count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_routing_50_50_80_20_90_10_within_5_points() {
+    for (a, b) in [(50, 50), (80, 20), (90, 10)] {
+        let (ones, threes) = split((a, b)).await;
+        assert_eq!(ones + threes, 1000);
+        let share = ones as f64 / 10.0;
+        assert!(
+            (share - f64::from(a)).abs() <= 5.0,
+            "{a}/{b}: v1 got {ones} of 1000"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirroring_to_v2_with_shadow_host_and_a_slow_mirror_never_slows_the_client() {
+    // Task "Mirroring": all traffic to httpbin v1, mirrored to v2, which here takes 2 s.
+    let v1 = backend("httpbin-v1", Behavior::default()).await;
+    let v2 = backend(
+        "httpbin-v2",
+        Behavior {
+            delay: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+  namespace: default
+spec:
+  hosts:
+  - httpbin
+  http:
+  - route:
+    - destination:
+        host: httpbin
+        subset: v1
+      weight: 100
+    mirror:
+      host: httpbin
+      subset: v2
+    mirrorPercentage:
+      value: 100.0
+";
+    let (proxy, addr) = sidecar(
+        &[
+            service("httpbin", 8000, &[("v1", v1.addr), ("v2", v2.addr)]),
+            subsets("httpbin", &["v1", "v2"]),
+            vs.into(),
+        ],
+        "",
+        8000,
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    let started = Instant::now();
+    let r = conn.send(get("httpbin:8000", "/headers")).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (StatusCode::OK, "httpbin-v1")
+    );
+    let post = Request::post("/anything")
+        .header("host", "httpbin:8000")
+        .body(Body::from("mirrored body"))
+        .unwrap();
+    let r = conn.send(post).await;
+    assert_eq!(r.text(), "httpbin-v1");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+
+    assert_eq!(v1.count(), 2);
+    assert_eq!(v1.seen()[0].headers["host"], "httpbin:8000");
+    // The mirror records each request as it arrives, before its 2 s sleep.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while v2.count() < 2 {
+        assert!(Instant::now() < deadline, "v2 saw {} requests", v2.count());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seen = v2.seen();
+    assert!(seen
+        .iter()
+        .all(|s| s.headers["host"] == "httpbin-shadow:8000"));
+    let post = seen.iter().find(|s| s.uri.path() == "/anything").unwrap();
+    assert_eq!(post.body, "mirrored body");
+
+    // The mirror's answers are read and dropped once they come.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = metric(
+            &stats(&proxy).await,
+            "bowline_mirror_requests_total{result=\"Sent\"}",
+        );
+        if sent == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "mirrors sent: {sent}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

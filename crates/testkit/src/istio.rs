@@ -1,0 +1,59 @@
+//! Snapshots compiled from Istio YAML, as `bowline proxy --config-dir` compiles them, with
+//! every listener moved to 127.0.0.1 on a port from the OS so tests never collide.
+
+use std::net::SocketAddr;
+
+use api::types::mesh::{load_mesh_config, MeshConfig};
+use api::Decoded;
+use model::{compile, ProxyIdentity, ProxySnapshot, Role};
+
+/// A Kubernetes Service `name` on `port` with one Deployment per `(version, address)`: each pod
+/// carries `app: name, version: V` and the loopback address and port its backend listens on
+/// (a named container port the Service targets).
+pub fn service(name: &str, port: u16, pods: &[(&str, SocketAddr)]) -> String {
+    let mut out = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  selector:\n    app: {name}\n  ports:\n  - name: http\n    port: {port}\n    targetPort: http\n"
+    );
+    for (version, addr) in pods {
+        out.push_str(&format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}-{version}\n  namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: {name}\n      version: {version}\n  template:\n    metadata:\n      annotations:\n        bowline.io/address: \"{ip}\"\n      labels:\n        app: {name}\n        version: {version}\n    spec:\n      containers:\n      - name: {name}\n        image: test\n        ports:\n        - name: http\n          containerPort: {p}\n",
+            ip = addr.ip(),
+            p = addr.port()
+        ));
+    }
+    out
+}
+
+/// Compiles `yaml` for a sidecar (`app: sleep` in `default`) under `mesh` (mesh config YAML;
+/// empty for Istio's defaults). Panics on invalid resources; returns the snapshot with
+/// listeners on 127.0.0.1:0 and the compile warnings.
+pub fn sidecar_snapshot(yaml: &str, mesh: &str) -> (ProxySnapshot, Vec<String>) {
+    let mesh: MeshConfig = if mesh.is_empty() {
+        MeshConfig::istio_default()
+    } else {
+        load_mesh_config("mesh.yaml", mesh).unwrap_or_else(|p| panic!("mesh config: {p:?}"))
+    };
+    let mut resources = Vec::new();
+    for d in api::load_str("test.yaml", yaml) {
+        match d {
+            Decoded::Resource(r) => {
+                let report = r.validate();
+                assert!(!report.has_errors(), "{}: invalid: {report:?}", r.id());
+                resources.push(*r);
+            }
+            Decoded::Other(_) => {}
+            Decoded::Invalid(p) => panic!("{p:?}"),
+        }
+    }
+    let mut proxy = ProxyIdentity::new(Role::Sidecar, "default");
+    proxy.labels.insert("app".into(), "sleep".into());
+    proxy.version = "test".into();
+    let compiled = compile(&resources, &mesh, &proxy).expect("compiles");
+    let mut snapshot = compiled.snapshot;
+    for l in &mut snapshot.listeners {
+        l.address = "127.0.0.1".parse().expect("ip");
+        l.port = 0;
+    }
+    let warnings = compiled.warnings.iter().map(|w| w.to_string()).collect();
+    (snapshot, warnings)
+}
