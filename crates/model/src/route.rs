@@ -140,10 +140,10 @@ pub struct ForwardAction {
     /// Retry policy as pilot resolves it (the route's, else the mesh default); `None` means
     /// no retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RetryPolicy>>,
     /// Istio's `fault`: delays and aborts injected before the request goes upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fault: Option<FaultPolicy>,
+    pub fault: Option<Box<FaultPolicy>>,
     /// Istio's `mirror` / `mirrors`: fire-and-forget copies to other clusters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<MirrorPolicy>,

@@ -685,3 +685,66 @@ spec:
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_replay_a_kept_body_and_stream_a_large_one_without_retry() {
+    let ratings = backend(
+        "ratings",
+        Behavior {
+            fail_first: Some((1, 503)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (proxy, addr) = sidecar(
+        &[
+            service("ratings", 9080, &[("v1", ratings.addr)]),
+            subsets("ratings", &["v1"]),
+            RATINGS_RETRIES.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let post = |body: Vec<u8>| {
+        Request::post("/echo")
+            .header("host", "ratings:9080")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // A small body is kept and sent again with the retry.
+    let small = b"rate me".to_vec();
+    let r = client::send(addr, post(small.clone())).await;
+    assert_eq!((r.status, r.body.as_ref()), (StatusCode::OK, &small[..]));
+    let seen = ratings.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.body == small));
+
+    // Over 64 KiB the body streams through once: the backend's failure is final.
+    let ratings2 = backend(
+        "ratings",
+        Behavior {
+            fail_first: Some((1, 503)),
+            ..Default::default()
+        },
+    )
+    .await;
+    drop(proxy);
+    let (_proxy, addr) = sidecar(
+        &[
+            service("ratings", 9080, &[("v1", ratings2.addr)]),
+            subsets("ratings", &["v1"]),
+            RATINGS_RETRIES.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let large = vec![b'x'; 200 * 1024];
+    let r = client::send(addr, post(large.clone())).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ratings2.count(), 1);
+    assert_eq!(ratings2.last().body.len(), large.len(), "streamed whole");
+    let r = client::send(addr, post(large.clone())).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, large.len()));
+}

@@ -292,8 +292,8 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
             .and_then(|d| u64::try_from(d.as_millis()).ok())
             // Istio: a zero timeout disables it.
             .filter(|ms| *ms != 0),
-        retry: retry_policy(cx.mesh, h.retries.as_ref()),
-        fault,
+        retry: retry_policy(cx.mesh, h.retries.as_ref()).map(Box::new),
+        fault: fault.map(Box::new),
         mirrors,
     }))
 }

@@ -147,8 +147,8 @@ pub struct RuntimeForward {
     pub clusters: WeightedSet,
     pub rewrite: Option<CompiledRewrite>,
     pub timeout: Option<Duration>,
-    pub retry: Option<RuntimeRetry>,
-    pub fault: Option<RuntimeFault>,
+    pub retry: Option<Box<RuntimeRetry>>,
+    pub fault: Option<Box<RuntimeFault>>,
     pub mirrors: Vec<RuntimeMirror>,
 }
 
@@ -555,12 +555,12 @@ fn build_route(
             retry: f
                 .retry
                 .as_ref()
-                .map(|p| RuntimeRetry::compile(p, &format!("{at}.action.retry")))
+                .map(|p| RuntimeRetry::compile(p, &format!("{at}.action.retry")).map(Box::new))
                 .transpose()?,
             fault: f
                 .fault
                 .as_ref()
-                .map(|p| RuntimeFault::compile(p, &format!("{at}.action.fault")))
+                .map(|p| RuntimeFault::compile(p, &format!("{at}.action.fault")).map(Box::new))
                 .transpose()?,
             mirrors: f
                 .mirrors

@@ -309,7 +309,7 @@ impl Body for UpstreamBody {
                     .sum();
                 SizeHint::with_exact(left as u64)
             }
-            _ if self.pos == 0 => g.hint.clone(),
+            _ if self.pos == 0 => g.hint,
             _ => SizeHint::default(),
         }
     }

@@ -244,7 +244,7 @@ async fn forward<'s>(
         }
     }
     // An upgraded connection is tied to the one attempt that answered 101: never retried.
-    let policy = f.retry.as_ref().filter(|_| !upgrade);
+    let policy = f.retry.as_deref().filter(|_| !upgrade);
     let mut resp = retry::run(
         shared,
         cluster,

@@ -143,6 +143,7 @@ fn retriable(policy: &RuntimeRetry, outcome: &Outcome, request: &HeaderMap) -> b
 
 /// Runs attempts until one is final: a response or failure the policy does not retry, no
 /// retry left (URX), a body too large to send again, or the route timeout (UT).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     shared: &Shared,
     cluster: &RuntimeCluster,
