@@ -610,6 +610,131 @@ mod tests {
         assert!(e.contains("add up to 0"), "{e}");
     }
 
+    /// The one forward route of the sidecar's `web` virtual host for `vs` under `mesh`.
+    fn web_forward(vs: &str, mesh: &str) -> (ForwardAction, Vec<String>) {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\nspec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: web-1, namespace: shop, labels: {{app: web}}, annotations: {{bowline.io/address: 127.0.0.11}}}}\nspec: {{}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: shadow, namespace: shop}}\nspec:\n  selector: {{app: shadow}}\n  ports: [{{name: http, port: 80}}]\n{vs}"
+        );
+        let rs = crate::registry::tests::resources(&yaml);
+        let mesh = if mesh.is_empty() {
+            api::types::mesh::MeshConfig::istio_default()
+        } else {
+            api::types::mesh::load_mesh_config("mesh", mesh).unwrap()
+        };
+        let proxy = super::super::ProxyIdentity::new(super::super::Role::Sidecar, "shop");
+        let c = super::super::compile(&rs, &mesh, &proxy).unwrap();
+        let table = c
+            .snapshot
+            .route_tables
+            .iter()
+            .find(|t| t.name == "80")
+            .unwrap();
+        let vh = table
+            .virtual_hosts
+            .iter()
+            .find(|v| v.name.starts_with("web."))
+            .unwrap();
+        let RouteAction::Forward(f) = &vh.routes[0].action else {
+            panic!("not a forward")
+        };
+        let warnings = c.warnings.iter().map(|w| w.to_string()).collect();
+        (f.clone(), warnings)
+    }
+
+    const VS: &str = "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, namespace: shop}\nspec:\n  hosts: [web]\n  http:\n  - route:\n    - destination: {host: web}\n";
+
+    #[test]
+    fn retries_resolve_as_pilot_does() {
+        // No VirtualService: Istio's default.
+        let (f, _) = web_forward("", "");
+        let r = f.retry.unwrap();
+        assert_eq!(r.attempts, 2);
+        assert_eq!(r.retriable_status_codes, [503]);
+        assert!(r.retry_on.iter().any(|o| o == "connect-failure"));
+        assert!(r.ignore_previous_hosts);
+        // Numbers in retryOn are status codes and imply retriable-status-codes.
+        let (f, _) = web_forward(
+            &format!("{VS}    retries: {{attempts: 3, perTryTimeout: 2s, retryOn: '5xx,409,reset', retryRemoteLocalities: true, backoff: 50ms}}\n"),
+            "",
+        );
+        let r = f.retry.unwrap();
+        assert_eq!(r.attempts, 3);
+        assert_eq!(r.per_try_timeout_ms, Some(2000));
+        assert_eq!(r.retry_on, ["5xx", "reset", "retriable-status-codes"]);
+        assert_eq!(r.retriable_status_codes, [409]);
+        assert!(r.retry_remote_localities);
+        assert_eq!(r.backoff_base_ms, Some(50));
+        // attempts 0 disables; the mesh default replaces Istio's.
+        let (f, _) = web_forward(&format!("{VS}    retries: {{attempts: 0}}\n"), "");
+        assert!(f.retry.is_none());
+        let (f, _) = web_forward("", "defaultHttpRetryPolicy:\n  attempts: 0\n");
+        assert!(f.retry.is_none());
+        let (f, _) = web_forward(
+            VS,
+            "defaultHttpRetryPolicy:\n  attempts: 5\n  retryOn: gateway-error\n",
+        );
+        let r = f.retry.unwrap();
+        assert_eq!(
+            (r.attempts, r.retry_on.as_slice()),
+            (5, &["gateway-error".to_string()][..])
+        );
+        assert!(r.retriable_status_codes.is_empty());
+    }
+
+    #[test]
+    fn faults_take_percentage_or_the_legacy_percent() {
+        let (f, w) = web_forward(
+            &format!("{VS}    fault:\n      delay: {{fixedDelay: 7s, percent: 30}}\n      abort: {{httpStatus: 418, percentage: {{value: 12.5}}}}\n"),
+            "",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        let fault = f.fault.unwrap();
+        assert_eq!(
+            fault.delay,
+            Some(FaultDelay {
+                fixed_delay_ms: 7000,
+                per_million: 300_000
+            })
+        );
+        assert_eq!(
+            fault.abort,
+            Some(FaultAbort {
+                status: AbortStatus::Http(418),
+                per_million: 125_000
+            })
+        );
+        let (f, _) = web_forward(
+            &format!("{VS}    fault:\n      abort: {{grpcStatus: UNAVAILABLE, percentage: {{value: 100}}}}\n"),
+            "",
+        );
+        let abort = f.fault.unwrap().abort.unwrap();
+        assert_eq!(abort.status, AbortStatus::Grpc(14));
+        assert_eq!(abort.per_million, PER_MILLION);
+    }
+
+    #[test]
+    fn mirrors_default_to_all_and_zero_means_none() {
+        let (f, _) = web_forward(&format!("{VS}    mirror: {{host: shadow}}\n"), "");
+        assert_eq!(
+            f.mirrors,
+            [MirrorPolicy {
+                cluster: "outbound|80||shadow.shop.svc.cluster.local".into(),
+                per_million: PER_MILLION
+            }]
+        );
+        let (f, _) = web_forward(
+            &format!("{VS}    mirror: {{host: shadow}}\n    mirrorPercentage: {{value: 0}}\n"),
+            "",
+        );
+        assert!(f.mirrors.is_empty());
+        let (f, _) = web_forward(
+            &format!("{VS}    mirrors:\n    - destination: {{host: shadow}}\n      percentage: {{value: 25}}\n    - destination: {{host: web}}\n"),
+            "",
+        );
+        let shares: Vec<u32> = f.mirrors.iter().map(|m| m.per_million).collect();
+        assert_eq!(shares, [250_000, PER_MILLION]);
+    }
+
     #[test]
     fn re2_groups_become_regex_crate_groups() {
         assert_eq!(re2_substitution(r"/v2/\1/x"), "/v2/${1}/x");
