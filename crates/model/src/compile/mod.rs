@@ -4,7 +4,8 @@
 //! - [`gateway`]: listeners and route tables from the Gateways selecting the proxy and the
 //!   VirtualServices bound to them.
 //! - [`sidecar`]: outbound listeners, one virtual host per visible service.
-//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
+//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both;
+//!   [`resilience`]: their retries, faults and mirrors.
 //! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
 //!   filtered by DestinationRule subsets, and warnings.
 //!
@@ -13,6 +14,7 @@
 //! are skipped with a [`Warning`], returned to the caller rather than logged: this crate does no IO.
 
 mod gateway;
+mod resilience;
 mod routes;
 mod sidecar;
 

@@ -175,7 +175,7 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         rewrite: None,
                         timeout_ms: None,
                         // Routes without a VirtualService get the mesh default too.
-                        retry: super::routes::retry_policy(cx.mesh, None).map(Box::new),
+                        retry: super::resilience::retry_policy(cx.mesh, None).map(Box::new),
                         ..Default::default()
                     }),
                     request_headers: Default::default(),
