@@ -748,3 +748,118 @@ async fn retries_replay_a_kept_body_and_stream_a_large_one_without_retry() {
     let r = client::send(addr, post(large.clone())).await;
     assert_eq!((r.status, r.body.len()), (StatusCode::OK, large.len()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_try_timeout_moves_on_to_another_endpoint() {
+    let slow = backend(
+        "slow",
+        Behavior {
+            delay: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    let fast = backend("fast", Behavior::default()).await;
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+    timeout: 1s
+    retries:
+      attempts: 2
+      perTryTimeout: 200ms
+      retryOn: gateway-error
+";
+    let (proxy, addr) = sidecar(
+        &[
+            service("reviews", 9080, &[("v1", slow.addr), ("v2", fast.addr)]),
+            vs.into(),
+        ],
+        "",
+        9080,
+    )
+    .await;
+    let mut conn = Conn::open(addr).await;
+    for _ in 0..4 {
+        let started = Instant::now();
+        let r = conn.send(get("reviews:9080", "/reviews/0")).await;
+        assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "fast"));
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(slow.count() >= 1, "round robin reached the slow endpoint");
+    assert_eq!(fast.count(), 4);
+    // Each slow try was cut at 200 ms and retried: no UT reached the client.
+    assert_eq!(flag_count(&stats(&proxy).await, "UT"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_policy_retries_grpc_unavailable_over_http2() {
+    // A `grpc` port: HTTP/2 upstream. Istio's default retries `unavailable` (14), read from
+    // a trailers-only answer, but not `internal` (13).
+    let flaky = backend(
+        "ratings-grpc",
+        Behavior {
+            grpc_fail_first: Some((1, 14)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_proxy, addr) = sidecar(
+        &[testkit::istio::service_named(
+            "ratings",
+            "grpc",
+            9090,
+            &[("v1", flaky.addr)],
+        )],
+        "",
+        9090,
+    )
+    .await;
+    let req = Request::post("/ratings.Ratings/Get")
+        .header("host", "ratings:9090")
+        .header("content-type", "application/grpc")
+        .body(Body::from(&b"\0\0\0\0\0"[..]))
+        .unwrap();
+    let r = client::send(addr, req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("grpc-status"), None, "{:?}", r.headers);
+    let seen = flaky.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
+    assert!(seen.iter().all(|s| s.body.as_ref() == b"\0\0\0\0\0"));
+
+    let internal = backend(
+        "ratings-grpc",
+        Behavior {
+            grpc_fail_first: Some((1, 13)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let (_proxy, addr) = sidecar(
+        &[testkit::istio::service_named(
+            "ratings",
+            "grpc",
+            9090,
+            &[("v1", internal.addr)],
+        )],
+        "",
+        9090,
+    )
+    .await;
+    let r = client::send(addr, get("ratings:9090", "/ratings.Ratings/Get")).await;
+    assert_eq!(r.header("grpc-status"), Some("13"));
+    assert_eq!(internal.count(), 1);
+}

@@ -11,8 +11,18 @@ use model::{compile, ProxyIdentity, ProxySnapshot, Role};
 /// carries `app: name, version: V` and the loopback address and port its backend listens on
 /// (a named container port the Service targets).
 pub fn service(name: &str, port: u16, pods: &[(&str, SocketAddr)]) -> String {
+    service_named(name, "http", port, pods)
+}
+
+/// [`service`] with the port named `port_name` (`grpc`, `http2`: HTTP/2 upstream).
+pub fn service_named(
+    name: &str,
+    port_name: &str,
+    port: u16,
+    pods: &[(&str, SocketAddr)],
+) -> String {
     let mut out = format!(
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  selector:\n    app: {name}\n  ports:\n  - name: http\n    port: {port}\n    targetPort: http\n"
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  selector:\n    app: {name}\n  ports:\n  - name: {port_name}\n    port: {port}\n    targetPort: http\n"
     );
     for (version, addr) in pods {
         out.push_str(&format!(

@@ -56,6 +56,8 @@ pub struct Behavior {
     pub delay: Duration,
     /// The first `.0` requests are answered with status `.1`.
     pub fail_first: Option<(usize, u16)>,
+    /// The first `.0` requests get a gRPC trailers-only answer with `grpc-status: .1`.
+    pub grpc_fail_first: Option<(usize, u32)>,
 }
 
 /// A recording HTTP backend. Dropping it does not stop it; tests are short-lived processes.
@@ -157,6 +159,18 @@ async fn respond(
     };
     if !log.behavior.delay.is_zero() {
         tokio::time::sleep(log.behavior.delay).await;
+    }
+    if let Some((n, code)) = log.behavior.grpc_fail_first {
+        if nth <= n {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            let h = r.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            h.insert("grpc-status", http::HeaderValue::from(code));
+            return Ok(r);
+        }
     }
     if let Some((n, code)) = log.behavior.fail_first {
         if nth <= n {

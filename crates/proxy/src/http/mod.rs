@@ -251,7 +251,7 @@ async fn forward<'s>(
         cs,
         policy,
         f.timeout,
-        &out,
+        out,
         &mut replay,
         flags,
     )

@@ -150,7 +150,7 @@ pub async fn run(
     cs: &ClusterState,
     policy: Option<&RuntimeRetry>,
     timeout: Option<Duration>,
-    out: &Outgoing,
+    mut out: Outgoing,
     replay: &mut Replay,
     flags: &mut FlagSet,
 ) -> Result<Response<Incoming>, RequestError> {
@@ -161,7 +161,11 @@ pub async fn run(
     loop {
         let ei = pick(shared, cluster, cs, &tried, avoid)?;
         tried.push(ei);
-        let mut headers = out.headers.clone();
+        // Without a policy there is one attempt: its headers need no copy.
+        let mut headers = match policy {
+            Some(_) => out.headers.clone(),
+            None => std::mem::take(&mut out.headers),
+        };
         headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
         let body = replay.attempt();
         let per_try = policy.and_then(|p| p.per_try_timeout);
@@ -172,7 +176,7 @@ pub async fn run(
         };
         let send = async {
             let _in_flight = cs.in_flight(ei);
-            send_once(cs, cluster, ei, out, headers, body).await
+            send_once(cs, cluster, ei, &out, headers, body).await
         };
         let outcome = match limit {
             Some(limit) => match tokio::time::timeout(limit, send).await {
