@@ -863,3 +863,26 @@ async fn default_policy_retries_grpc_unavailable_over_http2() {
     assert_eq!(r.header("grpc-status"), Some("13"));
     assert_eq!(internal.count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_policy_gives_up_after_two_retries_with_uf_and_urx() {
+    let (proxy, addr) = sidecar(
+        &[service("details", 9080, &[("v1", closed_addr())])],
+        "",
+        9080,
+    )
+    .await;
+    let r = client::send(addr, get("details:9080", "/details/0")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().contains("connection failure"), "{}", r.text());
+    let s = stats(&proxy).await;
+    assert_eq!((flag_count(&s, "UF"), flag_count(&s, "URX")), (1, 1));
+    let c = cluster("", "details", 9080);
+    assert_eq!(
+        metric(
+            &s,
+            &format!("bowline_upstream_rq_retry_total{{cluster=\"{c}\"}}")
+        ),
+        2
+    );
+}
