@@ -7,6 +7,56 @@ use api::types::mesh::{load_mesh_config, MeshConfig};
 use api::Decoded;
 use model::{compile, ProxyIdentity, ProxySnapshot, Role};
 
+use crate::{Backend, Behavior, TestProxy};
+
+/// A backend on a free loopback port.
+pub async fn backend(name: &str, behavior: Behavior) -> Backend {
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    Backend::start_with(name, any, behavior).await
+}
+
+/// A DestinationRule for `host` in `default` with one subset per `version` label.
+pub fn subsets(host: &str, versions: &[&str]) -> String {
+    let mut out = format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {host}\n  namespace: default\nspec:\n  host: {host}\n  subsets:\n"
+    );
+    for v in versions {
+        out.push_str(&format!("  - name: {v}\n    labels:\n      version: {v}\n"));
+    }
+    out
+}
+
+/// A proxy serving `docs` (one YAML stream) as [`sidecar_snapshot`] compiles them, and the
+/// address of its listener for service port `port`. Compile warnings fail the test.
+pub async fn sidecar(docs: &[String], mesh: &str, port: u16) -> (TestProxy, SocketAddr) {
+    let (snapshot, warnings) = sidecar_snapshot(&docs.join("---\n"), mesh);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let proxy = TestProxy::start(snapshot).await;
+    let addr = proxy.addr(&format!("0.0.0.0_{port}"));
+    (proxy, addr)
+}
+
+/// The value of the Prometheus sample named exactly `series`; 0 when absent.
+pub fn metric(stats: &str, series: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many requests carried response flag `flag`.
+pub fn flag_count(stats: &str, flag: &str) -> u64 {
+    metric(
+        stats,
+        &format!("bowline_errors_total{{response_flag=\"{flag}\"}}"),
+    )
+}
+
+/// Istio's outbound cluster name for `host` in `default`.
+pub fn cluster(subset: &str, host: &str, port: u16) -> String {
+    format!("outbound|{port}|{subset}|{host}.default.svc.cluster.local")
+}
+
 /// A Kubernetes Service `name` on `port` with one Deployment per `(version, address)`: each pod
 /// carries `app: name, version: V` and the loopback address and port its backend listens on
 /// (a named container port the Service targets).

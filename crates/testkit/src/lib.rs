@@ -316,6 +316,11 @@ impl TestProxy {
             .unwrap_or_else(|| panic!("no listener {name}"))
     }
 
+    /// The proxy's Prometheus metrics, as text.
+    pub async fn stats(&self) -> String {
+        self.admin("/stats/prometheus").await.1
+    }
+
     /// GET on the admin server; (status, body).
     pub async fn admin(&self, path: &str) -> (StatusCode, String) {
         let r = client::send(self.handle.admin_addr(), client::get("admin", path)).await;
