@@ -30,6 +30,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{RequestError, ResponseFlag};
+use crate::http::body::UpstreamBody;
 use crate::state::State;
 
 /// Source address of the proxy's connections to its own application (Istio's
@@ -424,7 +425,7 @@ impl tower_service::Service<http::Uri> for MeshConnector {
     }
 }
 
-pub type MeshClient = Client<MeshConnector, Incoming>;
+pub type MeshClient = Client<MeshConnector, UpstreamBody>;
 
 /// Pooled HTTP/1 clients for upstreams that need a source address or mesh mTLS, one per
 /// distinct way of connecting, shared across snapshots so a config swap keeps warm connections.
@@ -436,7 +437,7 @@ pub struct MeshClients {
 
 #[derive(Default)]
 struct H2Slot {
-    sender: Option<http2::SendRequest<Incoming>>,
+    sender: Option<http2::SendRequest<UpstreamBody>>,
     /// Held while connecting, so concurrent first requests share one connection.
     connecting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -488,11 +489,11 @@ impl MeshClients {
         addr: SocketAddr,
         sec: &UpstreamSecurity,
         timeout: Duration,
-        req: http::Request<Incoming>,
+        req: http::Request<UpstreamBody>,
     ) -> Result<http::Response<Incoming>, RequestError> {
         let key = (addr, ClientKey::new(sec, timeout));
         let mut sender = self.h2_sender(&key, sec).await?;
-        let upstream = |e: hyper::Error| RequestError::new(ResponseFlag::UC, e.to_string());
+        let upstream = |e: hyper::Error| crate::upstream::classify_hyper_chain(&e);
         sender.ready().await.map_err(upstream)?;
         sender.send_request(req).await.map_err(upstream)
     }
@@ -500,7 +501,7 @@ impl MeshClients {
     fn h2_live(
         &self,
         key: &(SocketAddr, ClientKey),
-    ) -> Result<http2::SendRequest<Incoming>, Arc<tokio::sync::Mutex<()>>> {
+    ) -> Result<http2::SendRequest<UpstreamBody>, Arc<tokio::sync::Mutex<()>>> {
         let mut conns = self.h2.lock().unwrap_or_else(|p| p.into_inner());
         let slot = conns.entry(key.clone()).or_default();
         match slot.sender.as_ref().filter(|s| !s.is_closed()) {
@@ -513,7 +514,7 @@ impl MeshClients {
         &self,
         key: &(SocketAddr, ClientKey),
         sec: &UpstreamSecurity,
-    ) -> Result<http2::SendRequest<Incoming>, RequestError> {
+    ) -> Result<http2::SendRequest<UpstreamBody>, RequestError> {
         let connecting = match self.h2_live(key) {
             Ok(s) => return Ok(s),
             Err(lock) => lock,
