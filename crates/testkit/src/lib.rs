@@ -5,10 +5,11 @@
 //!   101 and an echo of the upgraded stream.
 //! - [`TcpEcho`]: a TCP server that answers each read with its name and the bytes.
 //! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
-//! - [`snap`]: terse builders for snapshots.
+//! - [`snap`]: terse builders for snapshots; [`istio`]: Istio YAML compiled into a proxy.
 //! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
 
 pub mod client;
+pub mod istio;
 pub mod snap;
 
 use std::convert::Infallible;

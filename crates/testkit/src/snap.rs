@@ -49,6 +49,7 @@ pub fn weighted(pairs: &[(&str, u32)]) -> Vec<WeightedCluster> {
         .map(|(c, w)| WeightedCluster {
             cluster: c.to_string(),
             weight: *w,
+            headers: None,
         })
         .collect()
 }

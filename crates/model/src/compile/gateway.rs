@@ -255,7 +255,7 @@ fn tcp_clusters(
                 } else {
                     u32::try_from(d.weight).unwrap_or(0)
                 };
-                clusters.push(WeightedCluster { cluster, weight });
+                clusters.push(WeightedCluster::new(cluster, weight));
             }
             if !clusters.is_empty() {
                 return Some(clusters);

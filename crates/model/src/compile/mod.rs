@@ -12,6 +12,7 @@
 //! sorted) so snapshots can be compared as golden files. Features the model cannot express yet
 //! are skipped with a [`Warning`], returned to the caller rather than logged: this crate does no IO.
 
+mod delegate;
 mod gateway;
 mod routes;
 mod sidecar;

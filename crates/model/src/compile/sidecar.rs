@@ -171,6 +171,7 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         clusters: vec![WeightedCluster {
                             cluster,
                             weight: 100,
+                            headers: None,
                         }],
                         rewrite: None,
                         timeout_ms: None,
@@ -215,7 +216,7 @@ fn tcp_clusters(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster>
                     } else {
                         u32::try_from(d.weight).unwrap_or(0)
                     };
-                    clusters.push(WeightedCluster { cluster, weight });
+                    clusters.push(WeightedCluster::new(cluster, weight));
                 }
             }
             if !clusters.is_empty() {
@@ -234,5 +235,6 @@ fn tcp_clusters(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster>
         }
         .to_string(),
         weight: 100,
+        headers: None,
     }]
 }

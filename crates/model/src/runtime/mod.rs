@@ -151,6 +151,15 @@ pub struct WeightedSet {
     /// (cluster index, cumulative weight up to and including this entry).
     entries: Vec<(usize, u64)>,
     total: u64,
+    /// Destination-level header operations, by entry; empty when no destination has any.
+    headers: Vec<Option<std::sync::Arc<DestinationOps>>>,
+}
+
+/// A destination's own header operations, compiled.
+#[derive(Debug, Default)]
+pub struct DestinationOps {
+    pub request: CompiledHeaderOps,
+    pub response: CompiledHeaderOps,
 }
 
 impl WeightedSet {
@@ -160,7 +169,9 @@ impl WeightedSet {
         at: &str,
     ) -> Result<Self, BuildError> {
         let mut entries = Vec::with_capacity(clusters.len());
+        let mut headers = Vec::new();
         let mut total = 0u64;
+        let any_headers = clusters.iter().any(|c| c.headers.is_some());
         for (i, wc) in clusters.iter().enumerate() {
             let idx = *index
                 .get(&wc.cluster)
@@ -172,6 +183,20 @@ impl WeightedSet {
             if wc.weight > 0 {
                 total += u64::from(wc.weight);
                 entries.push((idx, total));
+                if any_headers {
+                    let at = format!("{at}[{i}].headers");
+                    headers.push(
+                        wc.headers
+                            .as_ref()
+                            .map(|h| {
+                                Ok::<_, BuildError>(std::sync::Arc::new(DestinationOps {
+                                    request: CompiledHeaderOps::compile(&h.request, &at)?,
+                                    response: CompiledHeaderOps::compile(&h.response, &at)?,
+                                }))
+                            })
+                            .transpose()?,
+                    );
+                }
             }
         }
         if total == 0 {
@@ -180,7 +205,11 @@ impl WeightedSet {
                 reason: "needs at least one cluster with a weight above 0".into(),
             });
         }
-        Ok(WeightedSet { entries, total })
+        Ok(WeightedSet {
+            entries,
+            total,
+            headers,
+        })
     }
 
     pub fn total(&self) -> u64 {
@@ -189,12 +218,21 @@ impl WeightedSet {
 
     /// The cluster index for `r` in `0..total()` (larger values are taken modulo the total).
     pub fn pick(&self, r: u64) -> usize {
-        if self.entries.len() == 1 {
-            return self.entries[0].0;
-        }
-        let r = r % self.total;
-        let i = self.entries.partition_point(|(_, cum)| *cum <= r);
-        self.entries[i].0
+        self.pick_with_headers(r).0
+    }
+
+    /// [`Self::pick`] with the picked destination's own header operations.
+    pub fn pick_with_headers(&self, r: u64) -> (usize, Option<&DestinationOps>) {
+        let i = if self.entries.len() == 1 {
+            0
+        } else {
+            let r = r % self.total;
+            self.entries.partition_point(|(_, cum)| *cum <= r)
+        };
+        (
+            self.entries[i].0,
+            self.headers.get(i).and_then(|h| h.as_deref()),
+        )
     }
 }
 
@@ -564,7 +602,20 @@ fn build_route(
                     at: format!("{at}.action.status"),
                     reason: format!("{} is not a final HTTP status", d.status),
                 })?,
-            body: d.body.clone().map(Bytes::from).unwrap_or_default(),
+            body: match (&d.body, &d.body_base64) {
+                (Some(text), _) => Bytes::from(text.clone()),
+                (None, Some(b64)) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map(Bytes::from)
+                        .map_err(|e| BuildError::Invalid {
+                            at: format!("{at}.action.body_base64"),
+                            reason: format!("not base64: {e}"),
+                        })?
+                }
+                (None, None) => Bytes::new(),
+            },
         },
     };
     Ok(RuntimeRoute {

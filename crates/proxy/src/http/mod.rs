@@ -177,7 +177,7 @@ async fn forward<'s>(
     authority: HeaderValue,
     new_path: Option<String>,
 ) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
-    let ci = f.clusters.pick(shared.random.u64());
+    let (ci, dest_ops) = f.clusters.pick_with_headers(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
     let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
@@ -197,6 +197,9 @@ async fn forward<'s>(
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
     let authority = rewritten.unwrap_or(authority);
     route.request_headers.apply(&mut parts.headers);
+    if let Some(ops) = dest_ops {
+        ops.request.apply(&mut parts.headers);
+    }
     let path_and_query = match new_path {
         Some(p) => {
             let pq = match parts.uri.query() {
@@ -257,6 +260,9 @@ async fn forward<'s>(
         headers::strip_hop_by_hop(resp.headers_mut(), true);
     } else {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    if let Some(ops) = dest_ops {
+        ops.response.apply(resp.headers_mut());
     }
     Ok((
         resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
