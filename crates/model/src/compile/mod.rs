@@ -193,12 +193,23 @@ impl<'a> Cx<'a> {
     /// The cluster a route destination names, registering it for [`Self::build_clusters`].
     /// `None` (with a warning) when no port can be determined.
     fn destination(&mut self, r: &Resource, d: &Destination) -> Option<String> {
+        self.destination_on(r, d, None)
+    }
+
+    /// [`Self::destination`] for a route served on `listener_port`: as pilot, a destination
+    /// without a port on a service with several goes to the port the request came in on.
+    fn destination_on(
+        &mut self,
+        r: &Resource,
+        d: &Destination,
+        listener_port: Option<u16>,
+    ) -> Option<String> {
         let host = to_fqdn(r.namespace(), &d.host);
         let service = self.registry.lookup(&self.proxy.namespace, &host);
         let port = match (d.port.as_ref().map(|p| p.number), service) {
             (Some(n), _) if n != 0 => u16::try_from(n).ok(),
             (_, Some(s)) if s.ports.len() == 1 => Some(s.ports[0].number),
-            _ => None,
+            _ => listener_port,
         };
         let Some(port) = port else {
             self.warn(

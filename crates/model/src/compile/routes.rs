@@ -279,7 +279,7 @@ fn action(
     let mut clusters = Vec::new();
     for d in &h.route {
         let Some(dest) = &d.destination else { continue };
-        let cluster = cx.destination(r, dest)?;
+        let cluster = cx.destination_on(r, dest, Some(listener_port))?;
         let weight = if h.route.len() == 1 {
             100
         } else {

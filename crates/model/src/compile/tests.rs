@@ -248,12 +248,12 @@ spec:
             .any(|w| w.contains("not in the service registry")),
         "{text:?}"
     );
-    assert!(text.iter().any(|w| w.contains("names no port")), "{text:?}");
+    // As pilot: no port on a service outside the registry means the listener's port (80).
     assert!(
         text.iter().any(|w| w.contains("has no port 81")),
         "{text:?}"
     );
-    assert_eq!(routes(&c, "http.80", "*").len(), 3);
+    assert_eq!(routes(&c, "http.80", "*").len(), 4);
 }
 
 #[test]
