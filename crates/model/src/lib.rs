@@ -36,4 +36,6 @@ pub use route::{
     VirtualHost, WeightedCluster,
 };
 pub use runtime::{BuildError, RequestView, RouteHit, Runtime};
-pub use snapshot::{Listener, ListenerKind, ProxySnapshot, SniRoute};
+pub use snapshot::{
+    Listener, ListenerKind, ProxySnapshot, ServerTls, SniRoute, TlsCertificate, TlsMode,
+};

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use model::{ProxyIdentity, ProxySnapshot, Role};
 
-use crate::{Backend, TestProxy};
+use crate::{Backend, TcpEcho, TestProxy};
 
 /// Parses `yaml` (several documents), failing the test on any invalid resource.
 pub fn resources(yaml: &str) -> Vec<api::Resource> {
@@ -81,6 +81,25 @@ pub async fn backends(names: &[&str]) -> (Vec<Backend>, u16) {
                 continue 'retry;
             }
             out.push(Backend::start_at(name, addr).await);
+        }
+        return (out, port);
+    }
+    panic!("no port free on every loopback address");
+}
+
+/// TCP echo servers named `names` on one port at 127.0.0.1, 127.0.0.2, ..., with the port.
+pub async fn tcp_backends(names: &[&str]) -> (Vec<TcpEcho>, u16) {
+    'retry: for _ in 0..20 {
+        let first = TcpEcho::start(names[0]).await;
+        let port = first.addr.port();
+        let mut out = vec![first];
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let host = u8::try_from(i + 1).expect("under 255 backends");
+            let addr = SocketAddr::from(([127, 0, 0, host], port));
+            if std::net::TcpListener::bind(addr).is_err() {
+                continue 'retry;
+            }
+            out.push(TcpEcho::start_at(name, addr).await);
         }
         return (out, port);
     }

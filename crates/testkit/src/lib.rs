@@ -185,7 +185,12 @@ pub struct TcpEcho {
 
 impl TcpEcho {
     pub async fn start(name: &str) -> TcpEcho {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+        TcpEcho::start_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// An echo server on a given address (any 127.x.y.z).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> TcpEcho {
+        let listener = TcpListener::bind(addr).await.expect("bind echo");
         let addr = listener.local_addr().expect("echo addr");
         let prefix = format!("{name}:").into_bytes();
         tokio::spawn(async move {

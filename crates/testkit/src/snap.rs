@@ -31,6 +31,7 @@ pub fn listener(name: &str, kind: ListenerKind) -> Listener {
         address: "127.0.0.1".parse().expect("ip"),
         port: 0,
         kind,
+        tls: None,
     }
 }
 

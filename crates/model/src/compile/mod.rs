@@ -14,6 +14,7 @@
 
 mod delegate;
 mod gateway;
+mod l4;
 mod routes;
 mod sidecar;
 
@@ -192,6 +193,7 @@ impl<'a> Cx<'a> {
 
     /// The cluster a route destination names, registering it for [`Self::build_clusters`].
     /// `None` (with a warning) when no port can be determined.
+    #[allow(dead_code)] // for destinations that are not served on a listener port (mirrors)
     fn destination(&mut self, r: &Resource, d: &Destination) -> Option<String> {
         self.destination_on(r, d, None)
     }

@@ -31,7 +31,7 @@ pub(super) enum Binding<'b> {
 impl Binding<'_> {
     /// Whether a `gateways` list (as written in `vs_ns`) includes this binding; an empty list
     /// means the VirtualService's own.
-    fn admits(&self, vs_ns: &str, gateways: &[String]) -> bool {
+    pub(super) fn admits(&self, vs_ns: &str, gateways: &[String]) -> bool {
         match self {
             Binding::Mesh => gateways.iter().any(|g| g == MESH_GATEWAY),
             Binding::Gateways(ours) => gateways

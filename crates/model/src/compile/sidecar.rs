@@ -10,12 +10,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use api::analyze::hosts::{host_matches, to_fqdn, MESH_GATEWAY};
 use api::Resource;
 
+use super::l4::{self, L4Listener};
 use super::routes::{http_routes, Binding};
 use super::{listener_name, CompileError, Cx};
 use crate::cluster::{ClusterName, Direction};
 use crate::registry::Service;
 use crate::route::{ForwardAction, Route, RouteAction, RouteTable, VirtualHost, WeightedCluster};
-use crate::snapshot::{Listener, ListenerKind};
+use crate::snapshot::{Listener, ListenerKind, SniRoute};
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
     let ns = cx.proxy.namespace.clone();
@@ -47,6 +48,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             kind: ListenerKind::Http {
                 route_table: table.name.clone(),
             },
+            tls: None,
         };
         l.name = listener_name(&l);
         listeners.push(l);
@@ -73,12 +75,13 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             });
             continue;
         }
-        let clusters = tcp_clusters(cx, s, port);
+        let kind = tcp_kind(cx, s, port, address);
         let mut l = Listener {
             name: String::new(),
             address,
             port: listen,
-            kind: ListenerKind::Tcp { clusters },
+            kind,
+            tls: None,
         };
         l.name = listener_name(&l);
         listeners.push(l);
@@ -195,46 +198,43 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
     }
 }
 
-/// A mesh VirtualService's first TCP rule for the port, else the service's own cluster.
-fn tcp_clusters(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster> {
+/// A mesh VirtualService's `tls` rules (SNI passthrough; SNI no rule claims goes to the service
+/// itself) or its first `tcp` rule that applies, else the service's own cluster.
+fn tcp_kind(cx: &mut Cx<'_>, s: &Service, port: u16, address: IpAddr) -> ListenerKind {
     if let Some((r, vs)) = mesh_virtual_service(cx, &s.hostname) {
-        for rule in &vs.tcp {
-            let applies = rule.matches.is_empty()
-                || rule
-                    .matches
-                    .iter()
-                    .any(|m| m.port == 0 || m.port == u32::from(port));
-            if !applies {
-                continue;
-            }
-            let mut clusters = Vec::new();
-            for d in &rule.route {
-                let Some(dest) = &d.destination else { continue };
-                if let Some(cluster) = cx.destination(r, dest) {
-                    let weight = if rule.route.len() == 1 {
-                        100
-                    } else {
-                        u32::try_from(d.weight).unwrap_or(0)
-                    };
-                    clusters.push(WeightedCluster::new(cluster, weight));
-                }
-            }
-            if !clusters.is_empty() {
-                return clusters;
-            }
+        let l = L4Listener {
+            binding: Binding::Mesh,
+            port,
+            address: (!address.is_unspecified()).then_some(address),
+        };
+        let mut routes = l4::tls_routes(cx, r, vs, l);
+        if !routes.is_empty() {
+            routes.push(SniRoute {
+                sni_hosts: Vec::new(),
+                clusters: own_cluster(cx, s, port),
+            });
+            return ListenerKind::TlsPassthrough { routes };
+        }
+        if let Some(clusters) = l4::tcp_clusters(cx, r, vs, l) {
+            return ListenerKind::Tcp { clusters };
         }
     }
+    ListenerKind::Tcp {
+        clusters: own_cluster(cx, s, port),
+    }
+}
+
+fn own_cluster(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster> {
     cx.clusters
         .insert((s.hostname.clone(), port, String::new()));
-    vec![WeightedCluster {
-        cluster: ClusterName {
+    vec![WeightedCluster::new(
+        ClusterName {
             direction: Direction::Outbound,
             port,
             subset: String::new(),
             host: s.hostname.clone(),
         }
         .to_string(),
-        weight: 100,
-        headers: None,
-    }]
+        100,
+    )]
 }

@@ -76,6 +76,8 @@ pub struct RuntimeListener {
     pub name: String,
     pub addr: SocketAddr,
     pub kind: RuntimeListenerKind,
+    /// The listener's server-side TLS, as the snapshot has it.
+    pub tls: Option<crate::snapshot::ServerTls>,
 }
 
 #[derive(Debug)]
@@ -467,6 +469,7 @@ impl Runtime {
                 name: l.name.clone(),
                 addr,
                 kind,
+                tls: l.tls.clone(),
             });
         }
 

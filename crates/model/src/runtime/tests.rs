@@ -60,6 +60,7 @@ fn snapshot(routes: Vec<Route>) -> ProxySnapshot {
             kind: ListenerKind::Http {
                 route_table: "rt".into(),
             },
+            tls: None,
         }],
         route_tables: vec![RouteTable {
             name: "rt".into(),
