@@ -68,6 +68,20 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+/// Byte counters of one cluster, resolved once per snapshot like the request counters.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterBytes {
+    /// Request bodies (HTTP, when their length is known up front) and TCP bytes sent upstream.
+    pub sent: Counter,
+    /// Response bodies and TCP bytes received from upstream.
+    pub received: Counter,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -96,6 +110,8 @@ pub struct Metrics {
     pub connections_total: Family<ListenerLabels, Counter>,
     pub errors: Family<FlagLabels, Counter>,
     pub snapshot_updates: Family<ResultLabels, Counter>,
+    pub bytes_sent: Family<ClusterLabels, Counter>,
+    pub bytes_received: Family<ClusterLabels, Counter>,
 }
 
 impl Metrics {
@@ -106,6 +122,8 @@ impl Metrics {
             connections_total: Family::default(),
             errors: Family::default(),
             snapshot_updates: Family::default(),
+            bytes_sent: Family::default(),
+            bytes_received: Family::default(),
         };
         let mut r = Registry::with_prefix("bowline");
         r.register(
@@ -133,7 +151,28 @@ impl Metrics {
             "Snapshots offered to the proxy, by result",
             m.snapshot_updates.clone(),
         );
+        r.register(
+            "upstream_bytes_sent",
+            "Bytes sent to upstream clusters (request bodies of known length, TCP)",
+            m.bytes_sent.clone(),
+        );
+        r.register(
+            "upstream_bytes_received",
+            "Bytes received from upstream clusters (response bodies, TCP)",
+            m.bytes_received.clone(),
+        );
         (m, r)
+    }
+
+    /// The byte counters of one cluster.
+    pub fn cluster_bytes(&self, cluster: &str) -> ClusterBytes {
+        let labels = ClusterLabels {
+            cluster: cluster.to_string(),
+        };
+        ClusterBytes {
+            sent: self.bytes_sent.get_or_create(&labels).clone(),
+            received: self.bytes_received.get_or_create(&labels).clone(),
+        }
     }
 
     pub fn error(&self, flag: ResponseFlag) {

@@ -48,12 +48,14 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
     let _ = up.set_nodelay(true);
     let mut drain = shared.drain.watch();
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
-            if let Err(e) = r {
-                // A reset from either side ends the stream; we cannot tell which from here.
-                tracing::debug!(%addr, error = %e, "tcp stream ended with an error");
+        r = tokio::io::copy_bidirectional(&mut down, &mut up) => match r {
+            Ok((sent, received)) => {
+                cs.bytes.sent.inc_by(sent);
+                cs.bytes.received.inc_by(received);
             }
-        }
+            // A reset from either side ends the stream; we cannot tell which from here.
+            Err(e) => tracing::debug!(%addr, error = %e, "tcp stream ended with an error"),
+        },
         _ = drain.reached(Phase::Forced) => {}
     }
 }

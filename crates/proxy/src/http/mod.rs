@@ -3,6 +3,7 @@
 //! Each request loads the current [`State`] once and uses it to the end, so a snapshot swap
 //! never changes a request half way through.
 
+pub mod counted;
 pub mod headers;
 pub mod server;
 
@@ -192,6 +193,9 @@ async fn forward<'s>(
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    if let Some(n) = hyper::body::Body::size_hint(&body).exact() {
+        cs.bytes.sent.inc_by(n);
+    }
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
@@ -264,8 +268,9 @@ async fn forward<'s>(
     if let Some(ops) = dest_ops {
         ops.response.apply(resp.headers_mut());
     }
+    let received = cs.bytes.received.clone();
     Ok((
-        resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
+        resp.map(|b| counted::Counted::new(b.map_err(BoxError::from), received).boxed_unsync()),
         &cs.counters,
     ))
 }
