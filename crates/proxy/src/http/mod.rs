@@ -3,6 +3,7 @@
 //! Each request loads the current [`State`] once and uses it to the end, so a snapshot swap
 //! never changes a request half way through.
 
+pub mod connect;
 pub mod counted;
 pub mod headers;
 pub mod server;
@@ -189,6 +190,17 @@ async fn forward<'s>(
     })?;
     let endpoint = cluster.endpoints[ei].addr;
     let _in_flight = cs.in_flight(ei);
+    if req.method() == Method::CONNECT && req.version() == Version::HTTP_11 {
+        let resp = connect::terminate(
+            req,
+            endpoint,
+            cluster.connect_timeout,
+            cs.bytes.clone(),
+            shared.drain.watch(),
+        )
+        .await?;
+        return Ok((resp, &cs.counters));
+    }
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
