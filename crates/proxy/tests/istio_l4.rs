@@ -262,3 +262,47 @@ async fn gateway_tls_passthrough_tcp_and_tls_settings() {
         "no plaintext where TLS is configured"
     );
 }
+
+/// A port's protocol comes from its name prefix or `appProtocol`, as Istio decides it: `grpc-`
+/// ports get HTTP/2 upstream, `tcp-` ports opaque TCP, `appProtocol: http` plain HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_protocol_from_name_prefix_and_app_protocol() {
+    let grpc = testkit::Backend::start("grpc").await;
+    let web = testkit::Backend::start("web").await;
+    let db = testkit::TcpEcho::start("db").await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: app, namespace: shop}}
+spec:
+  selector: {{app: app}}
+  clusterIP: 10.96.0.40
+  ports:
+  - {{name: grpc-api, port: 9000, targetPort: {grpc}}}
+  - {{name: tcp-db, port: 5432, targetPort: {db}}}
+  - {{name: frontend, appProtocol: http, port: 8000, targetPort: {web}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: app-1, namespace: shop, labels: {{app: app}}, annotations: {{bowline.io/address: 127.0.0.1}}}}
+spec: {{}}
+"#,
+        grpc = grpc.addr.port(),
+        db = db.addr.port(),
+        web = web.addr.port()
+    );
+    let (proxy, warnings) = serve(&yaml, &sidecar("shop", &[])).await;
+    let r = testkit::client::send(
+        proxy.addr("0.0.0.0_9000"),
+        testkit::client::get("app", "/x"),
+    )
+    .await;
+    assert_eq!(r.text(), "grpc", "{warnings:?}");
+    assert_eq!(grpc.last().version, http::Version::HTTP_2);
+    let r =
+        testkit::client::send(proxy.addr("0.0.0.0_8000"), testkit::client::get("app", "/")).await;
+    assert_eq!(r.text(), "web");
+    assert_eq!(web.last().version, http::Version::HTTP_11);
+    assert_eq!(roundtrip(proxy.addr("10.96.0.40_5432"), b"q").await, "db:q");
+}
