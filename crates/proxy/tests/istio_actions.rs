@@ -429,3 +429,47 @@ async fn delegate_virtual_services() {
         "{warnings:?}"
     );
 }
+
+/// A Gateway HTTP server with `tls.httpsRedirect` answers every request with a 301 to https,
+/// whatever the VirtualService routes; other servers on the port keep routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_https_redirect() {
+    let (b, port) = backends(&["web"]).await;
+    let yaml = [
+        service("web", "shop", "http", 80, port, &[(ip(1), "")]),
+        r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [secure.example.com]
+    tls: {httpsRedirect: true}
+  - port: {number: 80, name: http-plain, protocol: HTTP}
+    hosts: [plain.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [secure.example.com, plain.example.com]
+  gateways: [gw]
+  http: [{route: [{destination: {host: web}}]}]
+"#
+        .to_string(),
+    ]
+    .join("---\n");
+    let (gw, warnings) = serve(&yaml, &ingress()).await;
+    let addr = gw.addr("0.0.0.0_80");
+    let r = client::send(addr, get("secure.example.com:80", "/a/b?c=d")).await;
+    assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY, "{warnings:?}");
+    assert_eq!(
+        r.header("location"),
+        Some("https://secure.example.com/a/b?c=d")
+    );
+    assert_eq!(b[0].count(), 0);
+    let r = client::send(addr, get("plain.example.com", "/")).await;
+    assert_eq!(r.text(), "web");
+}

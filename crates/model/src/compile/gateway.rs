@@ -16,7 +16,7 @@ use api::{Resource, Spec};
 use super::l4::{self, L4Listener};
 use super::routes::{http_routes, qualify_gateway, Binding};
 use super::{labels_match, listener_name, CompileError, Cx};
-use crate::route::{RouteTable, VirtualHost, WeightedCluster};
+use crate::route::{Redirect, Route, RouteAction, RouteTable, VirtualHost, WeightedCluster};
 use crate::snapshot::{Listener, ListenerKind, ServerTls, SniRoute, TlsCertificate, TlsMode};
 
 /// A server and the gateway (`ns/name`) declaring it.
@@ -109,16 +109,6 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                     continue;
                 }
             };
-            if b.server
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.https_redirect == Some(true))
-            {
-                cx.warn(
-                    b.resource,
-                    format!("server on port {port}: httpsRedirect is not supported yet; ignored"),
-                );
-            }
             match kind {
                 None => kind = Some(this),
                 Some(k) if k != this => {
@@ -222,8 +212,17 @@ fn http_table(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> RouteTable 
             continue;
         }
         let mut hosts: Vec<String> = Vec::new();
+        let mut to_https: Vec<String> = Vec::new();
         for b in &bound {
+            let redirect = b
+                .server
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.https_redirect == Some(true));
             for h in server_hosts(r.namespace(), &vs.hosts, b) {
+                if redirect && !to_https.contains(&h) {
+                    to_https.push(h.clone());
+                }
                 if !hosts.contains(&h) {
                     hosts.push(h);
                 }
@@ -238,20 +237,43 @@ fn http_table(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> RouteTable 
         }
         let routes = http_routes(cx, r, vs, Binding::Gateways(&names), port);
         for h in hosts {
-            vhosts
-                .entry(h.clone())
-                .or_insert_with(|| VirtualHost {
-                    name: format!("{h}:{port}"),
-                    domains: vec![h.clone()],
-                    routes: Vec::new(),
-                })
-                .routes
-                .extend(routes.iter().cloned());
+            let vh = vhosts.entry(h.clone()).or_insert_with(|| VirtualHost {
+                name: format!("{h}:{port}"),
+                domains: vec![h.clone()],
+                routes: Vec::new(),
+            });
+            if to_https.contains(&h) {
+                // Istio's httpsRedirect (Envoy's require_tls ALL): every request is sent to
+                // https on the default port, before any route.
+                vh.routes = vec![https_redirect()];
+            } else if vh.routes.first().is_none_or(|r| r.name != HTTPS_REDIRECT) {
+                vh.routes.extend(routes.iter().cloned());
+            }
         }
     }
     RouteTable {
         name: format!("http.{port}"),
         virtual_hosts: vhosts.into_values().collect(),
+    }
+}
+
+const HTTPS_REDIRECT: &str = "https-redirect";
+
+fn https_redirect() -> Route {
+    Route {
+        name: HTTPS_REDIRECT.into(),
+        matches: Vec::new(),
+        action: RouteAction::Redirect(Redirect {
+            scheme: Some("https".into()),
+            authority: None,
+            port: None,
+            strip_port: true,
+            path: None,
+            status: 301,
+        }),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
+        cors: None,
     }
 }
 
