@@ -69,6 +69,8 @@ pub struct Runtime {
     pub tables: Vec<RuntimeTable>,
     pub clusters: Vec<RuntimeCluster>,
     cluster_index: HashMap<String, usize>,
+    /// Listener name → index: looked up once per request.
+    listener_index: HashMap<String, usize>,
 }
 
 #[derive(Debug)]
@@ -479,6 +481,7 @@ impl Runtime {
             tables,
             clusters,
             cluster_index,
+            listener_index: names,
         })
     }
 
@@ -487,7 +490,7 @@ impl Runtime {
     }
 
     pub fn listener(&self, name: &str) -> Option<&RuntimeListener> {
-        self.listeners.iter().find(|l| l.name == name)
+        self.listener_index.get(name).map(|i| &self.listeners[*i])
     }
 
     /// The first route of `table` that accepts `req`, or `None` (Envoy's NR).
