@@ -225,7 +225,7 @@ fn logging_set(ctx: &AdminContext, query: &str) -> Response<Full<Bytes>> {
 
 fn config_dump(ctx: &AdminContext) -> Response<Full<Bytes>> {
     let state = ctx.shared.store.load();
-    match serde_json::to_vec_pretty(&state.runtime.source) {
+    match serde_json::to_vec_pretty(&state.runtime.snapshot()) {
         Ok(json) => {
             let mut r = text(StatusCode::OK, json);
             r.headers_mut().insert(

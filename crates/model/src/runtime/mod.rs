@@ -63,8 +63,12 @@ pub enum BuildError {
 /// A compiled snapshot. Immutable; shared by every connection that loaded it.
 #[derive(Debug)]
 pub struct Runtime {
-    /// The snapshot this was built from, for `/config_dump`.
-    pub source: ProxySnapshot,
+    /// The snapshot's version label.
+    pub version: String,
+    /// The snapshot this was built from, as compact JSON, for `/config_dump`: a sidecar's
+    /// snapshot is large (every visible service, endpoint labels) and only the admin API reads
+    /// it again, so it is kept in its smallest form rather than as structs.
+    source_json: Vec<u8>,
     pub listeners: Vec<RuntimeListener>,
     pub tables: Vec<RuntimeTable>,
     pub clusters: Vec<RuntimeCluster>,
@@ -475,14 +479,27 @@ impl Runtime {
             });
         }
 
+        // Serializing a snapshot of plain data cannot fail; an empty dump would be the symptom.
+        let source_json = serde_json::to_vec(&snapshot).unwrap_or_default();
         Ok(Runtime {
-            source: snapshot,
+            version: snapshot.version,
+            source_json,
             listeners,
             tables,
             clusters,
             cluster_index,
             listener_index: names,
         })
+    }
+
+    /// The snapshot this runtime was built from, as JSON.
+    pub fn source_json(&self) -> &[u8] {
+        &self.source_json
+    }
+
+    /// The snapshot this runtime was built from (decoded again from [`Self::source_json`]).
+    pub fn snapshot(&self) -> ProxySnapshot {
+        serde_json::from_slice(&self.source_json).unwrap_or_default()
     }
 
     pub fn cluster(&self, name: &str) -> Option<&RuntimeCluster> {
