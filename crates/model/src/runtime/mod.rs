@@ -358,7 +358,9 @@ pub struct RouteHit<'a> {
 impl Runtime {
     /// Validates and compiles `snapshot`. Every name must be unique in its kind and every
     /// reference must resolve.
-    pub fn build(snapshot: ProxySnapshot) -> Result<Runtime, BuildError> {
+    pub fn build(mut snapshot: ProxySnapshot) -> Result<Runtime, BuildError> {
+        // Serializing a snapshot of plain data cannot fail; an empty dump would be the symptom.
+        let source_json = serde_json::to_vec(&snapshot).unwrap_or_default();
         let mut cluster_index = HashMap::new();
         for (i, c) in snapshot.clusters.iter().enumerate() {
             let at = format!("clusters[{i}]");
@@ -382,6 +384,9 @@ impl Runtime {
             .iter()
             .map(RuntimeCluster::build)
             .collect();
+        // Each part of the snapshot is freed once compiled, so the next part's compiled form
+        // reuses its memory: a sidecar's snapshot is large and peak memory is what it keeps.
+        drop(std::mem::take(&mut snapshot.clusters));
 
         let mut table_index = HashMap::new();
         let mut tables = Vec::with_capacity(snapshot.route_tables.len());
@@ -395,6 +400,7 @@ impl Runtime {
             }
             tables.push(build_table(t, &cluster_index, &at)?);
         }
+        drop(std::mem::take(&mut snapshot.route_tables));
 
         let mut names = HashMap::new();
         let mut listeners = Vec::with_capacity(snapshot.listeners.len());
@@ -479,8 +485,6 @@ impl Runtime {
             });
         }
 
-        // Serializing a snapshot of plain data cannot fail; an empty dump would be the symptom.
-        let source_json = serde_json::to_vec(&snapshot).unwrap_or_default();
         Ok(Runtime {
             version: snapshot.version,
             source_json,
