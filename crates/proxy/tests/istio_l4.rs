@@ -306,3 +306,54 @@ spec: {{}}
     assert_eq!(web.last().version, http::Version::HTTP_11);
     assert_eq!(roundtrip(proxy.addr("10.96.0.40_5432"), b"q").await, "db:q");
 }
+
+/// A port whose protocol Istio cannot tell (no known name prefix, no appProtocol) is sniffed:
+/// HTTP is routed by Host as on any HTTP port, anything else is proxied as TCP to the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_ports_are_sniffed() {
+    let raw = testkit::TcpEcho::start("raw").await;
+    let web = testkit::Backend::start("web").await;
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: raw, namespace: shop}}
+spec:
+  selector: {{app: raw}}
+  ports: [{{name: data, port: 7000, targetPort: {raw}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: shop}}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: 7000, targetPort: {web}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: raw-1, namespace: shop, labels: {{app: raw}}, annotations: {{bowline.io/address: 127.0.0.1}}}}
+spec: {{}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: web-1, namespace: shop, labels: {{app: web}}, annotations: {{bowline.io/address: 127.0.0.1}}}}
+spec: {{}}
+"#,
+        raw = raw.addr.port(),
+        web = web.addr.port()
+    );
+    let (snapshot, warnings) = compile(&yaml, &sidecar("shop", &[]));
+    assert!(
+        matches!(
+            snapshot.listeners[0].kind,
+            model::ListenerKind::AutoSniff { .. }
+        ),
+        "{:?} {warnings:?}",
+        snapshot.listeners
+    );
+    let proxy = TestProxy::start(snapshot).await;
+    let addr = proxy.addr("0.0.0.0_7000");
+    assert_eq!(roundtrip(addr, b"\x00binary").await, "raw:\x00binary");
+    let r = testkit::client::send(addr, testkit::client::get("web", "/")).await;
+    assert_eq!(r.text(), "web");
+}

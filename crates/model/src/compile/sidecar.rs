@@ -1,6 +1,7 @@
 //! The sidecar role, outbound side: for each port of the services visible from the proxy's
 //! namespace, an HTTP listener whose route table has a virtual host per service (routes from the
-//! mesh VirtualServices for it, else straight to its cluster), or a TCP listener.
+//! mesh VirtualServices for it, else straight to its cluster; sniffing HTTP from TCP when a
+//! service's port protocol is unknown), or a TCP or TLS-by-SNI listener.
 //!
 //! Inbound listeners (15006), the capture listener (15001) and Sidecar resources come later.
 
@@ -23,6 +24,9 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let services: Vec<Service> = cx.registry.visible(&ns).into_iter().cloned().collect();
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
+    // Ports with a service whose protocol Istio cannot tell: sniffed, and non-HTTP traffic goes
+    // to the first such service (a wildcard-address listener can carry one TCP destination).
+    let mut sniffed: BTreeMap<u16, &Service> = BTreeMap::new();
     for s in &services {
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
@@ -32,7 +36,9 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             if p.protocol.is_tcp() {
                 tcp.push((s, p.number));
             } else {
-                // HTTP, and unknown protocols: sniffing is not compiled yet, so treat as HTTP.
+                if p.protocol == api::protocol::Protocol::Unknown {
+                    sniffed.entry(p.number).or_insert(s);
+                }
                 http_ports.entry(p.number).or_default().push(s);
             }
         }
@@ -41,13 +47,20 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let mut tables = Vec::new();
     for (port, svcs) in &http_ports {
         let table = http_table(cx, *port, svcs);
+        let kind = match sniffed.get(port) {
+            Some(s) => ListenerKind::AutoSniff {
+                route_table: table.name.clone(),
+                tcp_clusters: own_cluster(cx, s, *port),
+            },
+            None => ListenerKind::Http {
+                route_table: table.name.clone(),
+            },
+        };
         let mut l = Listener {
             name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: cx.listener_port(*port)?,
-            kind: ListenerKind::Http {
-                route_table: table.name.clone(),
-            },
+            kind,
             tls: None,
         };
         l.name = listener_name(&l);
