@@ -38,6 +38,9 @@ enum Command {
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
+    /// Show what a running proxy serves, from its admin API (istioctl proxy-config), or change
+    /// its log levels
+    ProxyConfig(cmd::proxy_config::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Proxy(a) => cmd::proxy::run(a),
+        Command::ProxyConfig(a) => cmd::proxy_config::run(a),
     };
     match result {
         Ok(code) => code,

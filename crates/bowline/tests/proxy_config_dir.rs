@@ -172,12 +172,25 @@ async fn istio_bookinfo_gateway_sample_reaches_productpage() {
     assert_eq!(productpage.last().uri.path(), "/productpage");
     let r = client::send(at(proxy.port), get("x", "/api/v1/products/1")).await;
     assert_eq!(r.text(), "productpage");
+    // Every match of the sample, as written: exact, prefix; and what falls outside them.
+    for path in ["/static/css/x.css", "/login", "/logout", "/api/v1/products"] {
+        let r = client::send(at(proxy.port), get("bookinfo.example:8080", path)).await;
+        assert_eq!(
+            (r.status.as_u16(), r.text()),
+            (200, "productpage".into()),
+            "{path}"
+        );
+    }
+    for path in ["/productpage/x", "/login/x", "/"] {
+        let r = client::send(at(proxy.port), get("bookinfo.example", path)).await;
+        assert_eq!(r.status, 404, "{path}");
+    }
 
     // Nothing routes /details through the gateway: Envoy's 404 (NR), and no backend sees it.
     let r = client::send(at(proxy.port), get("bookinfo.example", "/details/0")).await;
     assert_eq!(r.status, 404);
     assert_eq!(details.count(), 0);
-    assert_eq!(productpage.count(), 2);
+    assert_eq!(productpage.count(), 6);
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }

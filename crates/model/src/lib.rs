@@ -37,4 +37,6 @@ pub use route::{
     PER_MILLION,
 };
 pub use runtime::{BuildError, RequestView, RouteHit, Runtime};
-pub use snapshot::{Listener, ListenerKind, ProxySnapshot, SniRoute};
+pub use snapshot::{
+    Listener, ListenerKind, ProxySnapshot, ServerTls, SniRoute, TlsCertificate, TlsMode,
+};

@@ -156,6 +156,30 @@ pub struct WeightedCluster {
     pub cluster: String,
     #[serde(default = "one")]
     pub weight: u32,
+    /// Istio's destination-level `headers`: applied only when this cluster is picked, after the
+    /// route's own operations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Box<DestinationHeaders>>,
+}
+
+/// Header operations of one weighted destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationHeaders {
+    #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
+    pub request: HeaderOps,
+    #[serde(default, skip_serializing_if = "HeaderOps::is_empty")]
+    pub response: HeaderOps,
+}
+
+impl WeightedCluster {
+    pub fn new(cluster: impl Into<String>, weight: u32) -> Self {
+        WeightedCluster {
+            cluster: cluster.into(),
+            weight,
+            headers: None,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -195,6 +219,10 @@ pub struct Redirect {
     pub authority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Drop any port from the authority (Istio's `derivePort: FROM_PROTOCOL_DEFAULT`, and a port
+    /// that is the scheme's default); `port` wins when both are set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strip_port: bool,
     /// Replaces the whole path (the query string is kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
@@ -214,6 +242,9 @@ pub struct DirectResponse {
     pub status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A binary body (Istio's `body.bytes`), base64 as written; used when `body` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
 }
 
 /// Header edits, applied in Envoy's order: remove, then set (overwrite), then add (append).

@@ -59,6 +59,76 @@ pub struct Listener {
     /// `0` asks the OS for a free port (tests); the proxy reports the port it bound.
     pub port: u16,
     pub kind: ListenerKind,
+    /// The server side of TLS on this listener (a Gateway server's `tls`): `None` for plaintext.
+    /// Passthrough listeners carry it for the record; terminating modes need the proxy to
+    /// terminate with these certificates before `kind` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTls>,
+}
+
+/// Istio's ServerTLSSettings, as a listener needs them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub mode: TlsMode,
+    /// Certificates by SNI, one per Gateway server sharing the port; the first is the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<TlsCertificate>,
+    /// CA bundle (file path) verifying client certificates in MUTUAL mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+    /// Client certificate SANs accepted in MUTUAL mode; empty accepts any the CA signed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+    /// `TLSV1_2`, `TLSV1_3`; `None` for the proxy's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_protocol_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_protocol_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
+    /// ALPN offered when terminating (`h2`, `http/1.1` for HTTPS servers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+}
+
+/// How a listener treats TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TlsMode {
+    /// Routed by SNI, not terminated.
+    Passthrough,
+    /// Terminated with a server certificate.
+    Simple,
+    /// Terminated; the client must present a certificate the CA signed.
+    Mutual,
+    /// Terminated; a client certificate is verified when presented.
+    OptionalMutual,
+    /// Terminated with the mesh's own certificates (Istio mTLS).
+    IstioMutual,
+}
+
+impl TlsMode {
+    /// Whether the proxy must terminate TLS on the listener.
+    pub fn terminates(self) -> bool {
+        self != TlsMode::Passthrough
+    }
+}
+
+/// One server certificate and the SNI names it serves (empty: any).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificate {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni_hosts: Vec<String>,
+    /// Istio's `credentialName`: a secret name, resolved by the proxy to a certificate directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_name: Option<String>,
+    /// File paths, when given inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
 }
 
 /// The protocol a listener speaks and where its traffic goes.

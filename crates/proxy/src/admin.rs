@@ -129,13 +129,27 @@ fn health_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<By
 }
 
 fn admin_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("");
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/config_dump") => config_dump(ctx),
+        (&Method::GET, "/stats") => text(
+            StatusCode::OK,
+            crate::stats::text(&ctx.shared, &ctx.registry, query),
+        ),
+        (&Method::GET, "/logging") => logging_list(ctx),
+        (&Method::POST, "/logging") => logging_set(ctx, query),
+        (&Method::POST, "/drain_listeners") => {
+            // Listeners stop accepting; connections already open finish what they started.
+            ctx.shared.drain.start();
+            text(StatusCode::OK, "OK\n")
+        }
+        (_, "/drain_listeners") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         (&Method::GET, "/stats/prometheus") => {
             let mut out = String::new();
             if prometheus_client::encoding::text::encode(&mut out, &ctx.registry).is_err() {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n");
             }
+            crate::stats::append_prometheus(&ctx.shared, &mut out);
             let mut r = text(StatusCode::OK, out);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -163,11 +177,63 @@ fn admin_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Byt
             text(StatusCode::OK, "OK\n")
         }
         (_, "/quitquitquit") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "endpoints: /config_dump /stats/prometheus /clusters /ready /certs POST /certs/rotate POST /quitquitquit\n",
-        ),
+        _ => text(StatusCode::NOT_FOUND, HELP),
     }
+}
+
+const HELP: &str = "admin commands are:
+  /config_dump: the proxy's snapshot (listeners, route tables, clusters) as JSON
+  /stats: counters and gauges as `name: value` lines (?filter=substring)
+  /stats/prometheus: the same in Prometheus text format
+  /clusters: upstream clusters, endpoints and their state
+  /ready: LIVE, or 503 DRAINING
+  /certs: the workload certificate (serial, SAN, validity, root fingerprint) as JSON
+  POST /certs/rotate: fetch a new workload certificate now
+  /logging: log levels; POST /logging?level=debug sets all, POST /logging?http=debug one logger
+  POST /drain_listeners: stop accepting new connections, keep serving open ones
+  POST /quitquitquit: drain and exit
+";
+
+fn logging_list(ctx: &AdminContext) -> Response<Full<Bytes>> {
+    let Some(log) = ctx.shared.log.get() else {
+        return text(
+            StatusCode::OK,
+            "log levels are not adjustable in this process\n",
+        );
+    };
+    let mut out = String::from("active loggers:\n");
+    for (name, level) in log.levels() {
+        let _ = writeln!(out, "  {name}: {level}");
+    }
+    text(StatusCode::OK, out)
+}
+
+/// `level=L` sets every logger; `name=L` one logger (Envoy's `/logging?http=debug`).
+fn logging_set(ctx: &AdminContext, query: &str) -> Response<Full<Bytes>> {
+    let Some(log) = ctx.shared.log.get() else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "log levels are not adjustable in this process\n",
+        );
+    };
+    let pairs: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    if pairs.is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage: POST /logging?level=debug or /logging?<logger>=<level>\n",
+        );
+    }
+    for (k, v) in pairs {
+        let module = (k != "level").then_some(k);
+        if let Err(e) = log.set(module, v) {
+            return text(StatusCode::BAD_REQUEST, format!("{e}\n"));
+        }
+    }
+    logging_list(ctx)
 }
 
 fn json(value: serde_json::Value) -> Response<Full<Bytes>> {
@@ -181,7 +247,7 @@ fn json(value: serde_json::Value) -> Response<Full<Bytes>> {
 
 fn config_dump(ctx: &AdminContext) -> Response<Full<Bytes>> {
     let state = ctx.shared.store.load();
-    match serde_json::to_vec_pretty(&state.runtime.source) {
+    match serde_json::to_vec_pretty(&state.runtime.snapshot()) {
         Ok(json) => {
             let mut r = text(StatusCode::OK, json);
             r.headers_mut().insert(

@@ -21,7 +21,7 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `/certs` `POST /certs/rotate` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats` `/stats/prometheus` `/clusters` `/ready` `/logging` `/certs` `POST /certs/rotate` `POST /drain_listeners` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;
@@ -32,10 +32,12 @@ pub mod error;
 pub mod h1guard;
 pub mod http;
 pub mod listeners;
+pub mod logging;
 pub mod metrics;
 pub mod mtls;
 pub mod sni;
 pub mod state;
+pub mod stats;
 pub mod tcp;
 pub mod upstream;
 
@@ -112,6 +114,8 @@ pub struct Shared {
     local_counters: [Counter; 5],
     /// Set by `POST /quitquitquit`.
     quit: watch::Sender<bool>,
+    /// Log levels `/logging` changes, when the process installed them.
+    pub log: std::sync::OnceLock<Arc<logging::LogLevels>>,
 }
 
 /// A running proxy.
@@ -144,6 +148,7 @@ pub async fn start(
         local_counters: metrics.cluster_counters(""),
         metrics,
         quit: watch::Sender::new(false),
+        log: std::sync::OnceLock::new(),
     });
     let listeners = Arc::new(listeners::Listeners::default());
     // The first reconcile is done here so a bind failure fails the start.
@@ -206,6 +211,11 @@ impl ProxyHandle {
     /// Returns how many connections were still open when forced.
     pub async fn drain(&self, period: Duration) -> usize {
         self.shared.drain.run(period).await
+    }
+
+    /// Lets `/logging` change the process's log levels (once; later calls are ignored).
+    pub fn set_log_levels(&self, levels: Arc<logging::LogLevels>) {
+        let _ = self.shared.log.set(levels);
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

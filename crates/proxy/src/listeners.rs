@@ -166,6 +166,11 @@ async fn connection(
     let Some(listener) = state.runtime.listener(&name) else {
         return;
     };
+    if listener.tls.as_ref().is_some_and(|t| t.mode.terminates()) {
+        // Never serve plaintext where the configuration asks for TLS.
+        tracing::debug!(listener = %name, "TLS termination is not implemented; connection refused");
+        return;
+    }
     let info = ConnInfo::new(name.clone(), port, peer);
     match &listener.kind {
         RuntimeListenerKind::Http { h2_only, .. } => {

@@ -68,6 +68,20 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+/// Byte counters of one cluster, resolved once per snapshot like the request counters.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterBytes {
+    /// Request bodies (HTTP, when their length is known up front) and TCP bytes sent upstream.
+    pub sent: Counter,
+    /// Response bodies and TCP bytes received from upstream.
+    pub received: Counter,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -75,11 +89,6 @@ pub struct ListenerLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FlagLabels {
     pub response_flag: ResponseFlag,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ClusterLabels {
-    pub cluster: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -124,6 +133,8 @@ pub struct Metrics {
     /// Envoy's `upstream_rq_retry_limit_exceeded`: retriable failures with no retry left (URX).
     pub retry_limit_exceeded: Family<ClusterLabels, Counter>,
     pub mirrors: Family<MirrorLabels, Counter>,
+    pub bytes_sent: Family<ClusterLabels, Counter>,
+    pub bytes_received: Family<ClusterLabels, Counter>,
 }
 
 impl Metrics {
@@ -138,6 +149,8 @@ impl Metrics {
             retry_successes: Family::default(),
             retry_limit_exceeded: Family::default(),
             mirrors: Family::default(),
+            bytes_sent: Family::default(),
+            bytes_received: Family::default(),
         };
         let mut r = Registry::with_prefix("bowline");
         r.register(
@@ -185,6 +198,16 @@ impl Metrics {
             "Mirrored (shadow) requests by result",
             m.mirrors.clone(),
         );
+        r.register(
+            "upstream_bytes_sent",
+            "Bytes sent to upstream clusters (request bodies of known length, TCP)",
+            m.bytes_sent.clone(),
+        );
+        r.register(
+            "upstream_bytes_received",
+            "Bytes received from upstream clusters (response bodies, TCP)",
+            m.bytes_received.clone(),
+        );
         (m, r)
     }
 
@@ -199,6 +222,17 @@ impl Metrics {
 
     pub fn mirror(&self, result: MirrorResult) {
         self.mirrors.get_or_create(&MirrorLabels { result }).inc();
+    }
+
+    /// The byte counters of one cluster.
+    pub fn cluster_bytes(&self, cluster: &str) -> ClusterBytes {
+        let labels = ClusterLabels {
+            cluster: cluster.to_string(),
+        };
+        ClusterBytes {
+            sent: self.bytes_sent.get_or_create(&labels).clone(),
+            received: self.bytes_received.get_or_create(&labels).clone(),
+        }
     }
 
     pub fn error(&self, flag: ResponseFlag) {

@@ -55,6 +55,7 @@ pub struct ClusterState {
     pub authorities: Vec<http::uri::Authority>,
     /// Request counters by [`crate::metrics::CodeClass`] index.
     pub counters: [Counter; 5],
+    pub bytes: crate::metrics::ClusterBytes,
     pub upstream: Upstream,
 }
 
@@ -183,6 +184,7 @@ fn build(
                 })
                 .collect(),
             counters: metrics.cluster_counters(&c.name),
+            bytes: metrics.cluster_bytes(&c.name),
             upstream: match c.protocol {
                 UpstreamProtocol::Http1 => Upstream::H1(Box::new(upstreams.h1(c.connect_timeout))),
                 UpstreamProtocol::Http2 => Upstream::H2(upstreams.h2()),

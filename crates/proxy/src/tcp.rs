@@ -79,12 +79,14 @@ where
     };
     let mut drain = shared.drain.watch();
     tokio::select! {
-        r = tokio::io::copy_bidirectional(down, &mut up) => {
-            if let Err(e) = r {
-                // A reset from either side ends the stream; we cannot tell which from here.
-                tracing::debug!(%addr, error = %e, "tcp stream ended with an error");
+        r = tokio::io::copy_bidirectional(down, &mut up) => match r {
+            Ok((sent, received)) => {
+                cs.bytes.sent.inc_by(sent);
+                cs.bytes.received.inc_by(received);
             }
-        }
+            // A reset from either side ends the stream; we cannot tell which from here.
+            Err(e) => tracing::debug!(%addr, error = %e, "tcp stream ended with an error"),
+        },
         _ = drain.reached(Phase::Forced) => {}
     }
     true

@@ -149,6 +149,7 @@ async fn redirect_and_direct_response() {
                         scheme: Some("https".into()),
                         authority: Some("new.example.com".into()),
                         port: None,
+                        strip_port: false,
                         path: Some("/new".into()),
                         status: 308,
                     }),
@@ -159,6 +160,7 @@ async fn redirect_and_direct_response() {
                     RouteAction::DirectResponse(DirectResponse {
                         status: 418,
                         body: Some("short and stout".into()),
+                        body_base64: None,
                     }),
                 ),
             ],

@@ -7,11 +7,13 @@
 //! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
 //! - [`Behavior`]: misbehaving backends: a fixed delay on every request, the first N requests
 //!   failed with a status.
-//! - [`snap`]: terse builders for snapshots; [`istio`]: snapshots compiled from Istio YAML.
+//! - [`snap`]: terse builders for snapshots; [`istio`]: snapshots compiled from Istio YAML;
+//!   [`istio_yaml`]: Istio YAML compiled into a running proxy.
 //! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
 
 pub mod client;
 pub mod istio;
+pub mod istio_yaml;
 pub mod snap;
 
 use std::convert::Infallible;
@@ -233,7 +235,12 @@ pub struct TcpEcho {
 
 impl TcpEcho {
     pub async fn start(name: &str) -> TcpEcho {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind echo");
+        TcpEcho::start_at(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// An echo server on a given address (any 127.x.y.z).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> TcpEcho {
+        let listener = TcpListener::bind(addr).await.expect("bind echo");
         let addr = listener.local_addr().expect("echo addr");
         let prefix = format!("{name}:").into_bytes();
         tokio::spawn(async move {

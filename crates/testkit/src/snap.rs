@@ -31,6 +31,7 @@ pub fn listener(name: &str, kind: ListenerKind) -> Listener {
         address: "127.0.0.1".parse().expect("ip"),
         port: 0,
         kind,
+        tls: None,
     }
 }
 
@@ -49,6 +50,7 @@ pub fn weighted(pairs: &[(&str, u32)]) -> Vec<WeightedCluster> {
         .map(|(c, w)| WeightedCluster {
             cluster: c.to_string(),
             weight: *w,
+            headers: None,
         })
         .collect()
 }

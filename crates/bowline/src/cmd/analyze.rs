@@ -128,7 +128,7 @@ fn print(messages: &[Message], format: Format, inputs: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn to_yaml(v: &serde_json::Value) -> String {
+pub(crate) fn to_yaml(v: &serde_json::Value) -> String {
     use yaml_rust2::{Yaml, YamlEmitter};
     fn conv(v: &serde_json::Value) -> Yaml {
         match v {

@@ -8,4 +8,5 @@ pub mod demo_app;
 pub mod get;
 pub mod input;
 pub mod proxy;
+pub mod proxy_config;
 pub mod validate;

@@ -86,12 +86,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let log_levels = init_logging();
     // Checked before anything starts so a typo fails fast rather than on the first reload.
     let identity = identity(&args)?;
     if args.capture && matches!(args.role, RoleArg::Gateway) {
@@ -160,6 +155,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ..Default::default()
         };
         let handle = std::sync::Arc::new(proxy::start(config, snapshot).await?);
+        handle.set_log_levels(log_levels);
         tracing::info!(admin = %handle.admin_addr(), health = %handle.health_addr(), "proxy ready");
         let follower = follow.map(|(store, versions, applied)| {
             let handle = handle.clone();
@@ -189,6 +185,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Logs to stderr with `RUST_LOG` (default `info`) as the starting filter, behind a reload handle
+/// so the admin API's `/logging` can change levels while the proxy runs.
+fn init_logging() -> std::sync::Arc<proxy::logging::LogLevels> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::EnvFilter;
+    let start = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|s| EnvFilter::try_new(s).is_ok())
+        .unwrap_or_else(|| "info".to_string());
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&start));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    std::sync::Arc::new(proxy::logging::LogLevels::new(&start, move |directives| {
+        let f = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        reload.reload(f).map_err(|e| e.to_string())
+    }))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

@@ -64,6 +64,7 @@ pub(super) fn unknown_host_vhost(cx: &mut Cx<'_>) -> VirtualHost {
             RouteAction::DirectResponse(DirectResponse {
                 status: 502,
                 body: None,
+                body_base64: None,
             }),
         )
     } else {
@@ -71,10 +72,7 @@ pub(super) fn unknown_host_vhost(cx: &mut Cx<'_>) -> VirtualHost {
         (
             "allow_any",
             RouteAction::Forward(ForwardAction {
-                clusters: vec![WeightedCluster {
-                    cluster: PASSTHROUGH_CLUSTER.into(),
-                    weight: 100,
-                }],
+                clusters: vec![WeightedCluster::new(PASSTHROUGH_CLUSTER, 100)],
                 ..Default::default()
             }),
         )
@@ -102,10 +100,7 @@ pub(super) fn fallback_cluster(cx: &mut Cx<'_>) -> WeightedCluster {
         cx.need_passthrough = true;
         PASSTHROUGH_CLUSTER
     };
-    WeightedCluster {
-        cluster: cluster.into(),
-        weight: 100,
-    }
+    WeightedCluster::new(cluster, 100)
 }
 
 /// Folds the per-port outbound listeners into the virtual outbound listener.
@@ -145,6 +140,7 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
             chains,
             fallback: vec![fallback],
         },
+        tls: None,
     };
     (listener, clusters)
 }
@@ -207,10 +203,7 @@ pub(super) fn inbound(
             UpstreamProtocol::Http1
         };
         clusters.push(original_dst_cluster(cx, &cluster, upstream));
-        let to_app = vec![WeightedCluster {
-            cluster: cluster.clone(),
-            weight: 100,
-        }];
+        let to_app = vec![WeightedCluster::new(cluster.clone(), 100)];
         let http_table = |tables: &mut Vec<RouteTable>| {
             tables.push(RouteTable {
                 name: cluster.clone(),
@@ -259,12 +252,10 @@ pub(super) fn inbound(
         port: capture_port(cx.mesh.proxy_inbound_listen_port(), 15006),
         kind: ListenerKind::InboundCapture {
             chains,
-            fallback: vec![WeightedCluster {
-                cluster: INBOUND_PASSTHROUGH_CLUSTER.into(),
-                weight: 100,
-            }],
+            fallback: vec![WeightedCluster::new(INBOUND_PASSTHROUGH_CLUSTER, 100)],
             fallback_mtls: modes.workload,
         },
+        tls: None,
     };
     Ok((listener, tables, clusters))
 }

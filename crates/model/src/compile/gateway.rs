@@ -10,13 +10,14 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use api::analyze::hosts::{host_matches, to_fqdn};
-use api::types::{Gateway, Server};
+use api::types::{Gateway, Server, ServerTlsMode, ServerTlsProtocol, ServerTlsSettings};
 use api::{Resource, Spec};
 
+use super::l4::{self, L4Listener};
 use super::routes::{http_routes, qualify_gateway, Binding};
 use super::{labels_match, listener_name, CompileError, Cx};
-use crate::route::{RouteTable, VirtualHost, WeightedCluster};
-use crate::snapshot::{Listener, ListenerKind};
+use crate::route::{Redirect, Route, RouteAction, RouteTable, VirtualHost, WeightedCluster};
+use crate::snapshot::{Listener, ListenerKind, ServerTls, SniRoute, TlsCertificate, TlsMode};
 
 /// A server and the gateway (`ns/name`) declaring it.
 struct Bound<'a> {
@@ -30,6 +31,8 @@ struct Bound<'a> {
 enum Kind {
     Http,
     Tcp,
+    /// TLS routed by SNI without terminating (PASSTHROUGH / AUTO_PASSTHROUGH).
+    TlsPassthrough,
 }
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
@@ -85,24 +88,27 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                 .and_then(|p| p.protocol.as_deref())
                 .unwrap_or("")
                 .to_ascii_uppercase();
+            let tls_mode = b.server.tls.as_ref().map(|t| t.mode);
+            let passthrough = matches!(
+                tls_mode,
+                Some(ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough)
+            );
             let this = match protocol.as_str() {
                 "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB" => Kind::Http,
                 "TCP" | "MONGO" => Kind::Tcp,
+                "HTTPS" | "TLS" if passthrough => Kind::TlsPassthrough,
+                "HTTPS" => Kind::Http,
+                "TLS" => Kind::Tcp,
                 other => {
-                    cx.warn(b.resource, format!("server on port {port}: protocol {other} (TLS termination and passthrough) is not supported yet; skipped"));
+                    cx.warn(
+                        b.resource,
+                        format!(
+                            "server on port {port}: protocol {other} is not supported; skipped"
+                        ),
+                    );
                     continue;
                 }
             };
-            if b.server
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.https_redirect == Some(true))
-            {
-                cx.warn(
-                    b.resource,
-                    format!("server on port {port}: httpsRedirect is not supported yet; ignored"),
-                );
-            }
             match kind {
                 None => kind = Some(this),
                 Some(k) if k != this => {
@@ -120,7 +126,14 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: listen,
             kind: ListenerKind::Tcp { clusters: vec![] },
+            tls: server_tls(cx, port, &kept),
         };
+        if listener.tls.as_ref().is_some_and(|t| t.mode.terminates()) {
+            cx.warnings.push(super::Warning {
+                resource: String::new(),
+                message: format!("port {port}: TLS termination is not implemented yet; the listener refuses connections"),
+            });
+        }
         match kind {
             Kind::Http => {
                 let table = http_table(cx, port, &kept);
@@ -134,6 +147,19 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                     continue;
                 };
                 listener.kind = ListenerKind::Tcp { clusters };
+            }
+            Kind::TlsPassthrough => {
+                let routes = sni_routes(cx, port, &kept);
+                if routes.is_empty() {
+                    if let Some(b) = kept.first() {
+                        cx.warn(
+                            b.resource,
+                            format!("no VirtualService routes TLS on port {port}; no listener"),
+                        );
+                    }
+                    continue;
+                }
+                listener.kind = ListenerKind::TlsPassthrough { routes };
             }
         }
         listener.name = listener_name(&listener);
@@ -186,8 +212,17 @@ fn http_table(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> RouteTable 
             continue;
         }
         let mut hosts: Vec<String> = Vec::new();
+        let mut to_https: Vec<String> = Vec::new();
         for b in &bound {
+            let redirect = b
+                .server
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.https_redirect == Some(true));
             for h in server_hosts(r.namespace(), &vs.hosts, b) {
+                if redirect && !to_https.contains(&h) {
+                    to_https.push(h.clone());
+                }
                 if !hosts.contains(&h) {
                     hosts.push(h);
                 }
@@ -202,20 +237,43 @@ fn http_table(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> RouteTable 
         }
         let routes = http_routes(cx, r, vs, Binding::Gateways(&names), port);
         for h in hosts {
-            vhosts
-                .entry(h.clone())
-                .or_insert_with(|| VirtualHost {
-                    name: format!("{h}:{port}"),
-                    domains: vec![h.clone()],
-                    routes: Vec::new(),
-                })
-                .routes
-                .extend(routes.iter().cloned());
+            let vh = vhosts.entry(h.clone()).or_insert_with(|| VirtualHost {
+                name: format!("{h}:{port}"),
+                domains: vec![h.clone()],
+                routes: Vec::new(),
+            });
+            if to_https.contains(&h) {
+                // Istio's httpsRedirect (Envoy's require_tls ALL): every request is sent to
+                // https on the default port, before any route.
+                vh.routes = vec![https_redirect()];
+            } else if vh.routes.first().is_none_or(|r| r.name != HTTPS_REDIRECT) {
+                vh.routes.extend(routes.iter().cloned());
+            }
         }
     }
     RouteTable {
         name: format!("http.{port}"),
         virtual_hosts: vhosts.into_values().collect(),
+    }
+}
+
+const HTTPS_REDIRECT: &str = "https-redirect";
+
+fn https_redirect() -> Route {
+    Route {
+        name: HTTPS_REDIRECT.into(),
+        matches: Vec::new(),
+        action: RouteAction::Redirect(Redirect {
+            scheme: Some("https".into()),
+            authority: None,
+            port: None,
+            strip_port: true,
+            path: None,
+            status: 301,
+        }),
+        request_headers: Default::default(),
+        response_headers: Default::default(),
+        cors: None,
     }
 }
 
@@ -226,40 +284,17 @@ fn tcp_clusters(
     servers: &[&Bound<'_>],
 ) -> Option<Vec<WeightedCluster>> {
     let names: Vec<String> = servers.iter().map(|b| b.gateway.clone()).collect();
+    let l = L4Listener {
+        binding: Binding::Gateways(&names),
+        port,
+        address: None,
+    };
     for (r, vs) in cx.virtual_services() {
-        if !vs
-            .gateways
-            .iter()
-            .any(|g| names.contains(&qualify_gateway(r.namespace(), g)))
-        {
+        if !bound(r, vs, &names) {
             continue;
         }
-        for rule in &vs.tcp {
-            let applies = rule.matches.is_empty()
-                || rule.matches.iter().any(|m| {
-                    (m.port == 0 || m.port == u32::from(port))
-                        && (m.gateways.is_empty()
-                            || m.gateways
-                                .iter()
-                                .any(|g| names.contains(&qualify_gateway(r.namespace(), g))))
-                });
-            if !applies {
-                continue;
-            }
-            let mut clusters = Vec::new();
-            for d in &rule.route {
-                let Some(dest) = &d.destination else { continue };
-                let cluster = cx.destination(r, dest)?;
-                let weight = if rule.route.len() == 1 {
-                    100
-                } else {
-                    u32::try_from(d.weight).unwrap_or(0)
-                };
-                clusters.push(WeightedCluster { cluster, weight });
-            }
-            if !clusters.is_empty() {
-                return Some(clusters);
-            }
+        if let Some(clusters) = l4::tcp_clusters(cx, r, vs, l) {
+            return Some(clusters);
         }
     }
     if let Some(b) = servers.first() {
@@ -269,4 +304,132 @@ fn tcp_clusters(
         );
     }
     None
+}
+
+/// SNI routes of every bound VirtualService's `tls` rules, in VirtualService name order, each
+/// host kept only if the server's hosts admit it.
+fn sni_routes(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> Vec<SniRoute> {
+    let names: Vec<String> = servers.iter().map(|b| b.gateway.clone()).collect();
+    let l = L4Listener {
+        binding: Binding::Gateways(&names),
+        port,
+        address: None,
+    };
+    let mut out = Vec::new();
+    for (r, vs) in cx.virtual_services() {
+        if !bound(r, vs, &names) {
+            continue;
+        }
+        for mut route in l4::tls_routes(cx, r, vs, l) {
+            let wanted = if route.sni_hosts.is_empty() {
+                vec!["*".to_string()]
+            } else {
+                std::mem::take(&mut route.sni_hosts)
+            };
+            let mut allowed = Vec::new();
+            for b in servers {
+                for h in server_hosts(r.namespace(), &wanted, b) {
+                    if !allowed.contains(&h) {
+                        allowed.push(h);
+                    }
+                }
+            }
+            if allowed.is_empty() {
+                cx.warn(r, format!("tls sniHosts {wanted:?} are not hosts of its gateways on port {port}; rule skipped"));
+                continue;
+            }
+            if allowed.iter().any(|h| h == "*") {
+                allowed.clear();
+            }
+            route.sni_hosts = allowed;
+            out.push(route);
+        }
+    }
+    out
+}
+
+fn bound(r: &Resource, vs: &api::types::VirtualService, names: &[String]) -> bool {
+    vs.gateways
+        .iter()
+        .any(|g| names.contains(&qualify_gateway(r.namespace(), g)))
+}
+
+/// The TLS settings of the servers on one port; the first server's mode and client-side
+/// settings, every server's certificate by its hosts.
+fn server_tls(cx: &mut Cx<'_>, port: u16, servers: &[&Bound<'_>]) -> Option<ServerTls> {
+    let with_tls: Vec<(&Bound<'_>, &ServerTlsSettings)> = servers
+        .iter()
+        .filter_map(|b| b.server.tls.as_ref().map(|t| (*b, t)))
+        // An HTTP server's `tls` only carries httpsRedirect.
+        .filter(|(b, _)| {
+            b.server
+                .port
+                .as_ref()
+                .and_then(|p| p.protocol.as_deref())
+                .is_some_and(|p| p.eq_ignore_ascii_case("HTTPS") || p.eq_ignore_ascii_case("TLS"))
+        })
+        .collect();
+    let (first_b, first) = *with_tls.first()?;
+    let mode = match first.mode {
+        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough => TlsMode::Passthrough,
+        ServerTlsMode::Simple => TlsMode::Simple,
+        ServerTlsMode::Mutual => TlsMode::Mutual,
+        ServerTlsMode::OptionalMutual => TlsMode::OptionalMutual,
+        ServerTlsMode::IstioMutual => TlsMode::IstioMutual,
+    };
+    let protocol = |p: ServerTlsProtocol| {
+        match p {
+            ServerTlsProtocol::TlsAuto => None,
+            ServerTlsProtocol::TlsV1_0 => Some("TLSV1_0"),
+            ServerTlsProtocol::TlsV1_1 => Some("TLSV1_1"),
+            ServerTlsProtocol::TlsV1_2 => Some("TLSV1_2"),
+            ServerTlsProtocol::TlsV1_3 => Some("TLSV1_3"),
+        }
+        .map(String::from)
+    };
+    let mut certificates = Vec::new();
+    for (b, t) in &with_tls {
+        if t.mode != first.mode {
+            cx.warn(
+                b.resource,
+                format!("server on port {port}: TLS mode differs from another server's on that port; the first one's applies"),
+            );
+        }
+        if !mode.terminates() {
+            continue;
+        }
+        let names = t.credential_names();
+        certificates.push(TlsCertificate {
+            sni_hosts: b
+                .server
+                .hosts
+                .iter()
+                .map(|h| h.split_once('/').map_or(h.as_str(), |(_, h)| h).to_string())
+                .filter(|h| h != "*")
+                .collect(),
+            credential_name: t.credential_name.clone().or_else(|| names.first().cloned()),
+            server_certificate: t.server_certificate.clone(),
+            private_key: t.private_key.clone(),
+        });
+    }
+    let is_https = first_b
+        .server
+        .port
+        .as_ref()
+        .and_then(|p| p.protocol.as_deref())
+        .is_some_and(|p| p.eq_ignore_ascii_case("HTTPS"));
+    Some(ServerTls {
+        mode,
+        certificates,
+        ca_certificates: first.ca_certificates.clone(),
+        subject_alt_names: first.subject_alt_names.clone(),
+        min_protocol_version: protocol(first.min_protocol_version),
+        max_protocol_version: protocol(first.max_protocol_version),
+        cipher_suites: first.cipher_suites.clone(),
+        alpn: if is_https && mode.terminates() {
+            vec!["h2".into(), "http/1.1".into()]
+        } else {
+            Vec::new()
+        },
+    })
 }

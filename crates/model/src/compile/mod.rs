@@ -16,7 +16,9 @@
 //! are skipped with a [`Warning`], returned to the caller rather than logged: this crate does no IO.
 
 mod capture;
+mod delegate;
 mod gateway;
+mod l4;
 mod peerauth;
 mod resilience;
 mod routes;
@@ -233,13 +235,25 @@ impl<'a> Cx<'a> {
 
     /// The cluster a route destination names, registering it for [`Self::build_clusters`].
     /// `None` (with a warning) when no port can be determined.
+    #[allow(dead_code)] // for destinations that are not served on a listener port (mirrors)
     fn destination(&mut self, r: &Resource, d: &Destination) -> Option<String> {
+        self.destination_on(r, d, None)
+    }
+
+    /// [`Self::destination`] for a route served on `listener_port`: as pilot, a destination
+    /// without a port on a service with several goes to the port the request came in on.
+    fn destination_on(
+        &mut self,
+        r: &Resource,
+        d: &Destination,
+        listener_port: Option<u16>,
+    ) -> Option<String> {
         let host = to_fqdn(r.namespace(), &d.host);
         let service = self.registry.lookup(&self.proxy.namespace, &host);
         let port = match (d.port.as_ref().map(|p| p.number), service) {
             (Some(n), _) if n != 0 => u16::try_from(n).ok(),
             (_, Some(s)) if s.ports.len() == 1 => Some(s.ports[0].number),
-            _ => None,
+            _ => listener_port,
         };
         let Some(port) = port else {
             self.warn(
@@ -359,7 +373,15 @@ impl<'a> Cx<'a> {
                 .map(|e| Endpoint {
                     address: e.address,
                     port: e.port,
-                    labels: e.labels.clone(),
+                    // Subsets were chosen above, so the proxy reads only the sidecar marker
+                    // (auto mTLS, per endpoint); all labels on a sidecar seeing every service
+                    // would be most of its memory.
+                    labels: e
+                        .labels
+                        .get_key_value(TLS_MODE_LABEL)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .into_iter()
+                        .collect(),
                     weight: e.weight,
                     health: HealthStatus::Healthy,
                 })

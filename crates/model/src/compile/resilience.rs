@@ -90,13 +90,13 @@ pub(super) fn fault(
     cx: &mut Cx<'_>,
     r: &Resource,
     f: &t::HttpFaultInjection,
-    i: usize,
+    i: &str,
 ) -> Option<FaultPolicy> {
     let delay = f.delay.as_ref().and_then(|d| {
         let Some(fixed) = d.fixed_delay.as_ref().and_then(|d| d.to_std()) else {
             cx.warn(
                 r,
-                format!("http[{i}]: fault delay without fixedDelay is not supported; ignored"),
+                format!("{i}: fault delay without fixedDelay is not supported; ignored"),
             );
             return None;
         };
@@ -116,7 +116,7 @@ pub(super) fn fault(
             let Some(code) = grpc_code(g) else {
                 cx.warn(
                     r,
-                    format!("http[{i}]: fault abort grpcStatus `{g}` is unknown; ignored"),
+                    format!("{i}: fault abort grpcStatus `{g}` is unknown; ignored"),
                 );
                 return None;
             };
@@ -124,7 +124,7 @@ pub(super) fn fault(
         } else {
             cx.warn(
                 r,
-                format!("http[{i}]: fault abort needs httpStatus or grpcStatus; ignored"),
+                format!("{i}: fault abort needs httpStatus or grpcStatus; ignored"),
             );
             return None;
         };

@@ -13,8 +13,9 @@ use base64::Engine as _;
 use super::resilience::{fault, mirrors, retry_policy};
 use super::{labels_match, Cx};
 use crate::route::{
-    CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
-    RegexRewrite, Rewrite, Route, RouteAction, RouteMatch, StringMatch, WeightedCluster,
+    CorsPolicy, DestinationHeaders, DirectResponse, ForwardAction, HeaderMatch, HeaderOps,
+    QueryParamMatch, Redirect, RegexRewrite, Rewrite, Route, RouteAction, RouteMatch, StringMatch,
+    WeightedCluster,
 };
 use crate::runtime::{
     BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch, RuntimeFault,
@@ -32,7 +33,7 @@ pub(super) enum Binding<'b> {
 impl Binding<'_> {
     /// Whether a `gateways` list (as written in `vs_ns`) includes this binding; an empty list
     /// means the VirtualService's own.
-    fn admits(&self, vs_ns: &str, gateways: &[String]) -> bool {
+    pub(super) fn admits(&self, vs_ns: &str, gateways: &[String]) -> bool {
         match self {
             Binding::Mesh => gateways.iter().any(|g| g == MESH_GATEWAY),
             Binding::Gateways(ours) => gateways
@@ -61,7 +62,8 @@ pub(super) fn http_routes(
     port: u16,
 ) -> Vec<Route> {
     let mut out = Vec::new();
-    for (i, h) in vs.http.iter().enumerate() {
+    for (i, rule) in super::delegate::expand(cx, r, vs).into_iter().enumerate() {
+        let (r, h) = (rule.resource, rule.route.as_ref());
         let mut matches = Vec::new();
         for m in &h.matches {
             if let Some(m) = route_match(cx, r, m, binding, port) {
@@ -71,10 +73,10 @@ pub(super) fn http_routes(
         if !h.matches.is_empty() && matches.is_empty() {
             continue;
         }
-        let Some(action) = action(cx, r, h, i) else {
+        let Some(action) = action(cx, r, h, &rule.at, port) else {
             continue;
         };
-        let (request_headers, response_headers) = header_ops(cx, r, h);
+        let (request_headers, response_headers) = header_ops(h);
         let name = if h.name.is_empty() {
             format!("{}.{}.{i}", r.name(), r.namespace())
         } else {
@@ -88,7 +90,7 @@ pub(super) fn http_routes(
             response_headers,
             cors: h.cors_policy.as_ref().map(cors),
         };
-        match check(&route, &format!("http[{i}]")) {
+        match check(&route, &rule.at) {
             Ok(()) => out.push(route),
             Err(e) => cx.warn(r, format!("{e}; rule skipped")),
         }
@@ -201,29 +203,43 @@ fn string_match(m: &t::StringMatch) -> Option<StringMatch> {
     }
 }
 
-fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<RouteAction> {
-    if h.delegate.is_some() {
-        cx.warn(
-            r,
-            format!("http[{i}]: delegate is not supported yet; rule skipped"),
-        );
-        return None;
-    }
+fn action(
+    cx: &mut Cx<'_>,
+    r: &Resource,
+    h: &HttpRoute,
+    i: &str,
+    listener_port: u16,
+) -> Option<RouteAction> {
     if let Some(rd) = &h.redirect {
         if !rd.prefix_rewrite.is_empty() {
             cx.warn(
                 r,
-                format!("http[{i}]: redirect prefixRewrite is not supported yet; ignored"),
+                format!("{i}: redirect prefixRewrite is not supported yet; ignored"),
             );
         }
-        if rd.derive_port == Some(t::RedirectPortSelection::FromRequestPort) {
-            cx.warn(r, format!("http[{i}]: redirect derivePort FROM_REQUEST_PORT is not supported yet; ignored"));
-        }
         let non_empty = |s: &String| (!s.is_empty()).then(|| s.clone());
+        // As pilot: the request port is the listener's (routes are built per port), a port that
+        // is the scheme's default is left out, and FROM_PROTOCOL_DEFAULT leaves the port out.
+        let (mut port, mut strip_port) = match (rd.port, rd.derive_port) {
+            (Some(p), _) => (u16::try_from(p).ok(), false),
+            (None, Some(t::RedirectPortSelection::FromRequestPort)) => (Some(listener_port), false),
+            (None, Some(t::RedirectPortSelection::FromProtocolDefault)) => (None, true),
+            (None, None) => (None, false),
+        };
+        let scheme = if rd.scheme.is_empty() {
+            "http"
+        } else {
+            rd.scheme.as_str()
+        };
+        if matches!((port, scheme), (Some(80), "http") | (Some(443), "https")) {
+            port = None;
+            strip_port = true;
+        }
         return Some(RouteAction::Redirect(Redirect {
             scheme: non_empty(&rd.scheme),
             authority: non_empty(&rd.authority),
-            port: rd.port.and_then(|p| u16::try_from(p).ok()),
+            port,
+            strip_port,
             path: non_empty(&rd.uri),
             status: u16::try_from(rd.redirect_code)
                 .ok()
@@ -232,44 +248,59 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
         }));
     }
     if let Some(dr) = &h.direct_response {
-        let body = match dr.body.as_ref() {
-            None => None,
+        let (body, body_base64) = match dr.body.as_ref() {
+            None => (None, None),
             Some(b) => match (&b.string, &b.bytes) {
-                (Some(s), _) => Some(s.clone()),
+                (Some(s), _) => (Some(s.clone()), None),
                 (None, Some(bytes)) => {
-                    match base64::engine::general_purpose::STANDARD
+                    if base64::engine::general_purpose::STANDARD
                         .decode(bytes)
-                        .ok()
-                        .and_then(|v| String::from_utf8(v).ok())
+                        .is_err()
                     {
-                        Some(s) => Some(s),
-                        None => {
-                            cx.warn(r, format!("http[{i}]: directResponse body bytes are not UTF-8 text; body dropped"));
-                            None
-                        }
+                        cx.warn(
+                            r,
+                            format!("{i}: directResponse body bytes are not base64; body dropped"),
+                        );
+                        (None, None)
+                    } else {
+                        (None, Some(bytes.clone()))
                     }
                 }
-                (None, None) => None,
+                (None, None) => (None, None),
             },
         };
         return Some(RouteAction::DirectResponse(DirectResponse {
             status: u16::try_from(dr.status).unwrap_or(500),
             body,
+            body_base64,
         }));
     }
     let mut clusters = Vec::new();
     for d in &h.route {
         let Some(dest) = &d.destination else { continue };
-        let cluster = cx.destination(r, dest)?;
+        let cluster = cx.destination_on(r, dest, Some(listener_port))?;
         let weight = if h.route.len() == 1 {
             100
         } else {
             u32::try_from(d.weight).unwrap_or(0)
         };
-        clusters.push(WeightedCluster { cluster, weight });
+        let mut wc = WeightedCluster::new(cluster, weight);
+        if let Some(headers) = &d.headers {
+            let mut own = DestinationHeaders::default();
+            if let Some(ops) = &headers.request {
+                merge(&mut own.request, ops);
+            }
+            if let Some(ops) = &headers.response {
+                merge(&mut own.response, ops);
+            }
+            if own != DestinationHeaders::default() {
+                wc.headers = Some(Box::new(own));
+            }
+        }
+        clusters.push(wc);
     }
     if clusters.is_empty() {
-        cx.warn(r, format!("http[{i}]: no destination; rule skipped"));
+        cx.warn(r, format!("{i}: no destination; rule skipped"));
         return None;
     }
     let rewrite = h.rewrite.as_ref().map(|rw| Rewrite {
@@ -317,30 +348,17 @@ fn re2_substitution(s: &str) -> String {
     out
 }
 
-/// Route-level header operations, with a single destination's own merged in: the model carries
-/// header operations per route, not per weighted cluster.
-fn header_ops(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute) -> (HeaderOps, HeaderOps) {
+/// Route-level header operations; a destination's own travel with its weighted cluster.
+fn header_ops(h: &HttpRoute) -> (HeaderOps, HeaderOps) {
     let mut req = HeaderOps::default();
     let mut resp = HeaderOps::default();
-    let mut apply = |headers: &t::Headers| {
+    if let Some(headers) = &h.headers {
         if let Some(ops) = &headers.request {
             merge(&mut req, ops);
         }
         if let Some(ops) = &headers.response {
             merge(&mut resp, ops);
         }
-    };
-    if let Some(headers) = &h.headers {
-        apply(headers);
-    }
-    let per_dest: Vec<&t::Headers> = h.route.iter().filter_map(|d| d.headers.as_ref()).collect();
-    if h.route.len() == 1 {
-        per_dest.into_iter().for_each(&mut apply);
-    } else if !per_dest.is_empty() {
-        cx.warn(
-            r,
-            "headers on one of several weighted destinations are not supported yet; ignored",
-        );
     }
     (req, resp)
 }
@@ -396,6 +414,7 @@ mod tests {
             action: RouteAction::DirectResponse(DirectResponse {
                 status: 200,
                 body: None,
+                body_base64: None,
             }),
             request_headers: HeaderOps::default(),
             response_headers: HeaderOps::default(),
@@ -409,6 +428,7 @@ mod tests {
             clusters: vec![WeightedCluster {
                 cluster: "c".into(),
                 weight: 0,
+                headers: None,
             }],
             rewrite: None,
             timeout_ms: None,

@@ -1,6 +1,7 @@
 //! The sidecar role, outbound side: for each port of the services visible from the proxy's
 //! namespace, an HTTP listener whose route table has a virtual host per service (routes from the
-//! mesh VirtualServices for it, else straight to its cluster), or a TCP listener.
+//! mesh VirtualServices for it, else straight to its cluster; sniffing HTTP from TCP when a
+//! service's port protocol is unknown), or a TCP or TLS-by-SNI listener.
 //!
 //! With capture ([`super::capture`]) these listeners become chains of the virtual outbound
 //! listener and every HTTP table ends with Istio's `allow_any` or `block_all` virtual host.
@@ -11,12 +12,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use api::analyze::hosts::{host_matches, to_fqdn, MESH_GATEWAY};
 use api::Resource;
 
+use super::l4::{self, L4Listener};
 use super::routes::{http_routes, Binding};
 use super::{listener_name, CompileError, Cx};
 use crate::cluster::{ClusterName, Direction};
 use crate::registry::Service;
 use crate::route::{ForwardAction, Route, RouteAction, RouteTable, VirtualHost, WeightedCluster};
-use crate::snapshot::{Listener, ListenerKind};
+use crate::snapshot::{Listener, ListenerKind, SniRoute};
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
     let ns = cx.proxy.namespace.clone();
@@ -24,6 +26,9 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
     let mut sniffed: Vec<(&Service, u16)> = Vec::new();
+    // Ports with a service whose protocol Istio cannot tell: sniffed, and non-HTTP traffic goes
+    // to the first such service (a wildcard-address listener can carry one TCP destination).
+    let mut sniffed_first: BTreeMap<u16, &Service> = BTreeMap::new();
     for s in &services {
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
@@ -35,6 +40,9 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             } else {
                 // HTTP, and unknown protocols: those are served as HTTP on 0.0.0.0:port too; with
                 // capture, a service address of their own sniffs (HTTP, else TCP to the service).
+                if p.protocol == api::protocol::Protocol::Unknown {
+                    sniffed_first.entry(p.number).or_insert(s);
+                }
                 http_ports.entry(p.number).or_default().push(s);
                 if p.protocol == api::protocol::Protocol::Unknown && cx.proxy.capture {
                     sniffed.push((s, p.number));
@@ -54,6 +62,11 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                 route_table: table.name.clone(),
                 tcp_clusters: vec![super::capture::fallback_cluster(cx)],
             }
+        } else if let Some(s) = sniffed_first.get(port) {
+            ListenerKind::AutoSniff {
+                route_table: table.name.clone(),
+                tcp_clusters: own_cluster(cx, s, *port),
+            }
         } else {
             ListenerKind::Http {
                 route_table: table.name.clone(),
@@ -64,6 +77,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: cx.listener_port(*port)?,
             kind,
+            tls: None,
         };
         l.name = listener_name(&l);
         listeners.push(l);
@@ -92,12 +106,13 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                 });
                 continue;
             }
-            let clusters = tcp_clusters(cx, s, port);
+            let kind = tcp_kind(cx, s, port, address);
             let mut l = Listener {
                 name: String::new(),
                 address,
                 port: listen,
-                kind: ListenerKind::Tcp { clusters },
+                kind,
+                tls: None,
             };
             l.name = listener_name(&l);
             listeners.push(l);
@@ -109,7 +124,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             if !bound.insert((address, listen)) {
                 continue;
             }
-            let tcp_clusters = tcp_clusters(cx, s, port);
+            let tcp_clusters = own_cluster(cx, s, port);
             let mut l = Listener {
                 name: String::new(),
                 address,
@@ -118,6 +133,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
                     route_table: port.to_string(),
                     tcp_clusters,
                 },
+                tls: None,
             };
             l.name = listener_name(&l);
             listeners.push(l);
@@ -221,6 +237,7 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         clusters: vec![WeightedCluster {
                             cluster,
                             weight: 100,
+                            headers: None,
                         }],
                         rewrite: None,
                         timeout_ms: None,
@@ -249,45 +266,43 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
     }
 }
 
-/// A mesh VirtualService's first TCP rule for the port, else the service's own cluster.
-fn tcp_clusters(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster> {
+/// A mesh VirtualService's `tls` rules (SNI passthrough; SNI no rule claims goes to the service
+/// itself) or its first `tcp` rule that applies, else the service's own cluster.
+fn tcp_kind(cx: &mut Cx<'_>, s: &Service, port: u16, address: IpAddr) -> ListenerKind {
     if let Some((r, vs)) = mesh_virtual_service(cx, &s.hostname) {
-        for rule in &vs.tcp {
-            let applies = rule.matches.is_empty()
-                || rule
-                    .matches
-                    .iter()
-                    .any(|m| m.port == 0 || m.port == u32::from(port));
-            if !applies {
-                continue;
-            }
-            let mut clusters = Vec::new();
-            for d in &rule.route {
-                let Some(dest) = &d.destination else { continue };
-                if let Some(cluster) = cx.destination(r, dest) {
-                    let weight = if rule.route.len() == 1 {
-                        100
-                    } else {
-                        u32::try_from(d.weight).unwrap_or(0)
-                    };
-                    clusters.push(WeightedCluster { cluster, weight });
-                }
-            }
-            if !clusters.is_empty() {
-                return clusters;
-            }
+        let l = L4Listener {
+            binding: Binding::Mesh,
+            port,
+            address: (!address.is_unspecified()).then_some(address),
+        };
+        let mut routes = l4::tls_routes(cx, r, vs, l);
+        if !routes.is_empty() {
+            routes.push(SniRoute {
+                sni_hosts: Vec::new(),
+                clusters: own_cluster(cx, s, port),
+            });
+            return ListenerKind::TlsPassthrough { routes };
+        }
+        if let Some(clusters) = l4::tcp_clusters(cx, r, vs, l) {
+            return ListenerKind::Tcp { clusters };
         }
     }
+    ListenerKind::Tcp {
+        clusters: own_cluster(cx, s, port),
+    }
+}
+
+fn own_cluster(cx: &mut Cx<'_>, s: &Service, port: u16) -> Vec<WeightedCluster> {
     cx.clusters
         .insert((s.hostname.clone(), port, String::new()));
-    vec![WeightedCluster {
-        cluster: ClusterName {
+    vec![WeightedCluster::new(
+        ClusterName {
             direction: Direction::Outbound,
             port,
             subset: String::new(),
             host: s.hostname.clone(),
         }
         .to_string(),
-        weight: 100,
-    }]
+        100,
+    )]
 }

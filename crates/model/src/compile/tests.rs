@@ -84,7 +84,7 @@ fn forward_clusters(r: &Route) -> Vec<(String, u32)> {
 }
 
 #[test]
-fn gateway_listens_only_for_selected_gateways_skips_tls_and_applies_the_port_offset() {
+fn gateway_listens_only_for_selected_gateways_carries_tls_and_applies_the_port_offset() {
     let mut proxy = gateway_proxy();
     proxy.port_offset = 10000;
     let c = run(
@@ -118,13 +118,23 @@ spec:
         .iter()
         .map(|l| (l.name.clone(), l.port))
         .collect();
-    assert_eq!(ports, [("0.0.0.0_10080".to_string(), 10080)]);
-    assert_eq!(c.snapshot.route_tables[0].name, "http.80");
+    assert_eq!(
+        ports,
+        [
+            ("0.0.0.0_10080".to_string(), 10080),
+            ("0.0.0.0_10443".to_string(), 10443)
+        ]
+    );
+    assert_eq!(c.snapshot.route_tables[0].name, "http.443");
+    assert_eq!(c.snapshot.route_tables[1].name, "http.80");
     // No VirtualService is bound: no virtual host at all, so every request is a 404.
-    assert!(c.snapshot.route_tables[0].virtual_hosts.is_empty());
+    assert!(c.snapshot.route_tables[1].virtual_hosts.is_empty());
+    // The HTTPS server's settings travel with its listener; termination is not there yet.
+    let tls = c.snapshot.listeners[1].tls.as_ref().expect("tls settings");
+    assert_eq!(tls.mode, crate::TlsMode::Simple);
+    assert_eq!(tls.certificates[0].credential_name.as_deref(), Some("cert"));
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(c.warnings[0].message.contains("HTTPS"));
-    assert!(c.warnings[0].resource.contains("shop/gw"));
+    assert!(c.warnings[0].message.contains("TLS termination"));
 }
 
 #[test]
@@ -248,12 +258,12 @@ spec:
             .any(|w| w.contains("not in the service registry")),
         "{text:?}"
     );
-    assert!(text.iter().any(|w| w.contains("names no port")), "{text:?}");
+    // As pilot: no port on a service outside the registry means the listener's port (80).
     assert!(
         text.iter().any(|w| w.contains("has no port 81")),
         "{text:?}"
     );
-    assert_eq!(routes(&c, "http.80", "*").len(), 3);
+    assert_eq!(routes(&c, "http.80", "*").len(), 4);
 }
 
 #[test]

@@ -149,11 +149,10 @@ impl CompiledRewrite {
 pub fn redirect_location(r: &Redirect, req: &RequestView<'_>) -> String {
     let scheme = r.scheme.as_deref().unwrap_or(req.scheme);
     let authority = r.authority.as_deref().unwrap_or(req.authority);
+    let bare = || super::domains::strip_port(authority).unwrap_or(authority);
     let host = match r.port {
-        Some(port) => {
-            let bare = super::domains::strip_port(authority).unwrap_or(authority);
-            format!("{bare}:{port}")
-        }
+        Some(port) => format!("{}:{port}", bare()),
+        None if r.strip_port => bare().to_string(),
         None => authority.to_string(),
     };
     let path = r.path.as_deref().unwrap_or(req.path);

@@ -71,14 +71,20 @@ pub enum BuildError {
 /// A compiled snapshot. Immutable; shared by every connection that loaded it.
 #[derive(Debug)]
 pub struct Runtime {
-    /// The snapshot this was built from, for `/config_dump`.
-    pub source: ProxySnapshot,
+    /// The snapshot's version label.
+    pub version: String,
+    /// The snapshot this was built from, as compact JSON, for `/config_dump`: a sidecar's
+    /// snapshot is large (every visible service, endpoint labels) and only the admin API reads
+    /// it again, so it is kept in its smallest form rather than as structs.
+    source_json: Vec<u8>,
     pub listeners: Vec<RuntimeListener>,
     pub tables: Vec<RuntimeTable>,
     pub clusters: Vec<RuntimeCluster>,
     /// Mesh mTLS origination per cluster (same index as `clusters`).
     pub mesh_tls: Vec<Option<RuntimeMeshTls>>,
     cluster_index: HashMap<String, usize>,
+    /// Listener name → index: looked up once per request.
+    listener_index: HashMap<String, usize>,
 }
 
 #[derive(Debug)]
@@ -86,6 +92,8 @@ pub struct RuntimeListener {
     pub name: String,
     pub addr: SocketAddr,
     pub kind: RuntimeListenerKind,
+    /// The listener's server-side TLS, as the snapshot has it.
+    pub tls: Option<crate::snapshot::ServerTls>,
 }
 
 #[derive(Debug)]
@@ -180,6 +188,15 @@ pub struct WeightedSet {
     /// (cluster index, cumulative weight up to and including this entry).
     entries: Vec<(usize, u64)>,
     total: u64,
+    /// Destination-level header operations, by entry; empty when no destination has any.
+    headers: Vec<Option<std::sync::Arc<DestinationOps>>>,
+}
+
+/// A destination's own header operations, compiled.
+#[derive(Debug, Default)]
+pub struct DestinationOps {
+    pub request: CompiledHeaderOps,
+    pub response: CompiledHeaderOps,
 }
 
 impl WeightedSet {
@@ -189,7 +206,9 @@ impl WeightedSet {
         at: &str,
     ) -> Result<Self, BuildError> {
         let mut entries = Vec::with_capacity(clusters.len());
+        let mut headers = Vec::new();
         let mut total = 0u64;
+        let any_headers = clusters.iter().any(|c| c.headers.is_some());
         for (i, wc) in clusters.iter().enumerate() {
             let idx = *index
                 .get(&wc.cluster)
@@ -201,6 +220,20 @@ impl WeightedSet {
             if wc.weight > 0 {
                 total += u64::from(wc.weight);
                 entries.push((idx, total));
+                if any_headers {
+                    let at = format!("{at}[{i}].headers");
+                    headers.push(
+                        wc.headers
+                            .as_ref()
+                            .map(|h| {
+                                Ok::<_, BuildError>(std::sync::Arc::new(DestinationOps {
+                                    request: CompiledHeaderOps::compile(&h.request, &at)?,
+                                    response: CompiledHeaderOps::compile(&h.response, &at)?,
+                                }))
+                            })
+                            .transpose()?,
+                    );
+                }
             }
         }
         if total == 0 {
@@ -209,7 +242,11 @@ impl WeightedSet {
                 reason: "needs at least one cluster with a weight above 0".into(),
             });
         }
-        Ok(WeightedSet { entries, total })
+        Ok(WeightedSet {
+            entries,
+            total,
+            headers,
+        })
     }
 
     pub fn total(&self) -> u64 {
@@ -218,12 +255,21 @@ impl WeightedSet {
 
     /// The cluster index for `r` in `0..total()` (larger values are taken modulo the total).
     pub fn pick(&self, r: u64) -> usize {
-        if self.entries.len() == 1 {
-            return self.entries[0].0;
-        }
-        let r = r % self.total;
-        let i = self.entries.partition_point(|(_, cum)| *cum <= r);
-        self.entries[i].0
+        self.pick_with_headers(r).0
+    }
+
+    /// [`Self::pick`] with the picked destination's own header operations.
+    pub fn pick_with_headers(&self, r: u64) -> (usize, Option<&DestinationOps>) {
+        let i = if self.entries.len() == 1 {
+            0
+        } else {
+            let r = r % self.total;
+            self.entries.partition_point(|(_, cum)| *cum <= r)
+        };
+        (
+            self.entries[i].0,
+            self.headers.get(i).and_then(|h| h.as_deref()),
+        )
     }
 }
 
@@ -341,7 +387,9 @@ pub struct RouteHit<'a> {
 impl Runtime {
     /// Validates and compiles `snapshot`. Every name must be unique in its kind and every
     /// reference must resolve.
-    pub fn build(snapshot: ProxySnapshot) -> Result<Runtime, BuildError> {
+    pub fn build(mut snapshot: ProxySnapshot) -> Result<Runtime, BuildError> {
+        // Serializing a snapshot of plain data cannot fail; an empty dump would be the symptom.
+        let source_json = serde_json::to_vec(&snapshot).unwrap_or_default();
         let mut cluster_index = HashMap::new();
         for (i, c) in snapshot.clusters.iter().enumerate() {
             let at = format!("clusters[{i}]");
@@ -365,6 +413,10 @@ impl Runtime {
             .iter()
             .map(RuntimeCluster::build)
             .collect();
+        let mesh_tls = mesh_tls(&snapshot, &cluster_index)?;
+        // Each part of the snapshot is freed once compiled, so the next part's compiled form
+        // reuses its memory: a sidecar's snapshot is large and peak memory is what it keeps.
+        drop(std::mem::take(&mut snapshot.clusters));
 
         let mut table_index = HashMap::new();
         let mut tables = Vec::with_capacity(snapshot.route_tables.len());
@@ -378,6 +430,7 @@ impl Runtime {
             }
             tables.push(build_table(t, &cluster_index, &at)?);
         }
+        drop(std::mem::take(&mut snapshot.route_tables));
 
         let mut names = HashMap::new();
         let mut listeners = Vec::with_capacity(snapshot.listeners.len());
@@ -401,18 +454,30 @@ impl Runtime {
                 name: l.name.clone(),
                 addr,
                 kind,
+                tls: l.tls.clone(),
             });
         }
 
-        let mesh_tls = mesh_tls(&snapshot, &cluster_index)?;
         Ok(Runtime {
-            source: snapshot,
+            version: snapshot.version,
+            source_json,
             listeners,
             tables,
             clusters,
             mesh_tls,
             cluster_index,
+            listener_index: names,
         })
+    }
+
+    /// The snapshot this runtime was built from, as JSON.
+    pub fn source_json(&self) -> &[u8] {
+        &self.source_json
+    }
+
+    /// The snapshot this runtime was built from (decoded again from [`Self::source_json`]).
+    pub fn snapshot(&self) -> ProxySnapshot {
+        serde_json::from_slice(&self.source_json).unwrap_or_default()
     }
 
     pub fn cluster(&self, name: &str) -> Option<&RuntimeCluster> {
@@ -420,7 +485,7 @@ impl Runtime {
     }
 
     pub fn listener(&self, name: &str) -> Option<&RuntimeListener> {
-        self.listeners.iter().find(|l| l.name == name)
+        self.listener_index.get(name).map(|i| &self.listeners[*i])
     }
 
     /// The first route of `table` that accepts `req`, or `None` (Envoy's NR).
@@ -555,7 +620,20 @@ fn build_route(
                     at: format!("{at}.action.status"),
                     reason: format!("{} is not a final HTTP status", d.status),
                 })?,
-            body: d.body.clone().map(Bytes::from).unwrap_or_default(),
+            body: match (&d.body, &d.body_base64) {
+                (Some(text), _) => Bytes::from(text.clone()),
+                (None, Some(b64)) => {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .map(Bytes::from)
+                        .map_err(|e| BuildError::Invalid {
+                            at: format!("{at}.action.body_base64"),
+                            reason: format!("not base64: {e}"),
+                        })?
+                }
+                (None, None) => Bytes::new(),
+            },
         },
     };
     Ok(RuntimeRoute {

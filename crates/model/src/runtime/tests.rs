@@ -31,6 +31,7 @@ fn forward(c: &str) -> RouteAction {
         clusters: vec![WeightedCluster {
             cluster: c.into(),
             weight: 1,
+            headers: None,
         }],
         rewrite: None,
         timeout_ms: None,
@@ -60,6 +61,7 @@ fn snapshot(routes: Vec<Route>) -> ProxySnapshot {
             kind: ListenerKind::Http {
                 route_table: "rt".into(),
             },
+            tls: None,
         }],
         route_tables: vec![RouteTable {
             name: "rt".into(),
@@ -236,10 +238,12 @@ fn weighted_set_picks_by_cumulative_weight() {
             WeightedCluster {
                 cluster: "a".into(),
                 weight: 90,
+                headers: None,
             },
             WeightedCluster {
                 cluster: "b".into(),
                 weight: 10,
+                headers: None,
             },
         ],
         &idx,
@@ -356,6 +360,7 @@ fn rewrites_and_redirects() {
             scheme: Some("https".into()),
             authority: None,
             port: Some(8443),
+            strip_port: false,
             path: Some("/new".into()),
             status: 301,
         },

@@ -7,6 +7,8 @@
 //!   [`mirror`]: shadow copies; [`body`]: the request body kept for those three.
 
 pub mod body;
+pub mod connect;
+pub mod counted;
 pub mod fault;
 pub mod headers;
 pub mod mirror;
@@ -225,13 +227,35 @@ async fn forward<'s>(
     new_path: Option<String>,
     flags: &mut FlagSet,
 ) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
-    let ci = f.clusters.pick(shared.random.u64());
+    let (ci, dest_ops) = f.clusters.pick_with_headers(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
+    if req.method() == Method::CONNECT && req.version() == Version::HTTP_11 {
+        let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
+            RequestError::new(
+                ResponseFlag::UH,
+                format!("cluster {} has no healthy endpoint", cluster.name),
+            )
+        })?;
+        let endpoint = cluster.endpoints[ei].addr;
+        let _in_flight = cs.in_flight(ei);
+        let resp = connect::terminate(
+            req,
+            endpoint,
+            cluster.connect_timeout,
+            cs.bytes.clone(),
+            shared.drain.watch(),
+        )
+        .await?;
+        return Ok((resp, &cs.counters));
+    }
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    if let Some(n) = hyper::body::Body::size_hint(&body).exact() {
+        cs.bytes.sent.inc_by(n);
+    }
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
     if conn.original_dst.is_some() {
@@ -242,6 +266,9 @@ async fn forward<'s>(
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
     let authority = rewritten.unwrap_or(authority);
     route.request_headers.apply(&mut parts.headers);
+    if let Some(ops) = dest_ops {
+        ops.request.apply(&mut parts.headers);
+    }
     let path_and_query = match new_path {
         Some(p) => {
             let pq = match parts.uri.query() {
@@ -300,8 +327,12 @@ async fn forward<'s>(
     } else {
         headers::strip_hop_by_hop(resp.headers_mut(), false);
     }
+    if let Some(ops) = dest_ops {
+        ops.response.apply(resp.headers_mut());
+    }
+    let received = cs.bytes.received.clone();
     Ok((
-        resp.map(|b| b.map_err(BoxError::from).boxed_unsync()),
+        resp.map(|b| counted::Counted::new(b.map_err(BoxError::from), received).boxed_unsync()),
         &cs.counters,
     ))
 }
