@@ -210,8 +210,11 @@ mod tests {
                     labels: Default::default(),
                     weight: *w,
                     health: HealthStatus::Healthy,
+                    locality: String::new(),
+                    priority: 0,
                 })
                 .collect(),
+            policy: Default::default(),
         };
         let snapshot = ProxySnapshot {
             clusters: vec![cluster],

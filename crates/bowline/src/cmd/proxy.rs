@@ -45,6 +45,10 @@ pub struct Args {
         requires = "config_dir"
     )]
     port_offset: i32,
+    /// With --config-dir: the proxy's locality `region/zone/subzone` (Envoy's node locality),
+    /// for locality load balancing and failover
+    #[arg(long, default_value = "", requires = "config_dir")]
+    locality: String,
     /// Admin server address (/config_dump, /stats/prometheus, /clusters, /ready, /quitquitquit)
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin_addr: SocketAddr,
@@ -188,6 +192,7 @@ fn identity(args: &Args) -> Result<Identity> {
             labels,
             port_offset: args.port_offset,
             version: String::new(),
+            locality: args.locality.clone(),
         },
         dir: args
             .config_dir
