@@ -31,11 +31,11 @@ pub mod runtime;
 pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
+pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
 pub use policy::{
     ClusterPolicy, ConnectionPool, ConsistentHash, HashAlgorithm, HashKey, OutlierDetection,
     TlsFiles, UpstreamTls, Warmup,
 };
-pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
 pub use registry::Registry;
 pub use route::{
     CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,

@@ -34,6 +34,8 @@ pub enum ResponseFlag {
     DPE,
     /// Upstream protocol error (the backend spoke bad HTTP).
     UPE,
+    /// Upstream overflow: a circuit breaker (pending requests, requests) refused the request.
+    UO,
 }
 
 impl ResponseFlag {
@@ -47,12 +49,13 @@ impl ResponseFlag {
             ResponseFlag::DC => "DC",
             ResponseFlag::DPE => "DPE",
             ResponseFlag::UPE => "UPE",
+            ResponseFlag::UO => "UO",
         }
     }
 
     pub fn side(self) -> Side {
         match self {
-            ResponseFlag::NR | ResponseFlag::UH => Side::Proxy,
+            ResponseFlag::NR | ResponseFlag::UH | ResponseFlag::UO => Side::Proxy,
             ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::UT | ResponseFlag::UPE => {
                 Side::Upstream
             }
@@ -65,7 +68,7 @@ impl ResponseFlag {
     pub fn status(self) -> StatusCode {
         match self {
             ResponseFlag::NR => StatusCode::NOT_FOUND,
-            ResponseFlag::UH | ResponseFlag::UF | ResponseFlag::UC => {
+            ResponseFlag::UH | ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::UO => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ResponseFlag::UT => StatusCode::GATEWAY_TIMEOUT,
@@ -98,6 +101,9 @@ impl RequestError {
         match self.flag {
             ResponseFlag::NR => String::new(),
             ResponseFlag::UH => "no healthy upstream".into(),
+            ResponseFlag::UO => "upstream connect error or disconnect/reset before headers. \
+                                 reset reason: overflow"
+                .into(),
             ResponseFlag::UT => "upstream request timeout".into(),
             ResponseFlag::UF => format!(
                 "upstream connect error or disconnect/reset before headers. reset reason: \
@@ -133,6 +139,8 @@ pub enum ProxyError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cluster `{cluster}`: upstream TLS settings unusable: {reason}")]
+    ClusterTls { cluster: String, reason: String },
     #[error("cannot start the admin thread: {0}")]
     AdminThread(std::io::Error),
 }

@@ -5,6 +5,8 @@
 //! - [`listeners`]: sockets that follow the snapshot, and dispatch by listener kind.
 //! - [`http`]: the HTTP path: routing, rewrites, header rules, upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
+//! - [`lb`], [`outlier`], [`pool`], [`upstream_tls`]: DestinationRule traffic policy: hashing
+//!   and priority levels, outlier ejection, circuit breakers with a limited pool, upstream TLS.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
 //! - [`h1guard`]: the request-smuggling check hyper does not do.
 //! - [`error`]: failures by side, named by Istio response flag.
@@ -25,12 +27,16 @@ pub mod drain;
 pub mod error;
 pub mod h1guard;
 pub mod http;
+pub mod lb;
 pub mod listeners;
 pub mod metrics;
+pub mod outlier;
+pub mod pool;
 pub mod sni;
 pub mod state;
 pub mod tcp;
 pub mod upstream;
+pub mod upstream_tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -68,6 +68,11 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -96,6 +101,10 @@ pub struct Metrics {
     pub connections_total: Family<ListenerLabels, Counter>,
     pub errors: Family<FlagLabels, Counter>,
     pub snapshot_updates: Family<ResultLabels, Counter>,
+    /// Envoy's `upstream_rq_pending_overflow`: requests refused by a circuit breaker.
+    pub pending_overflow: Family<ClusterLabels, Counter>,
+    /// Envoy's `outlier_detection.ejections_enforced_total`.
+    pub ejections: Family<ClusterLabels, Counter>,
 }
 
 impl Metrics {
@@ -106,6 +115,8 @@ impl Metrics {
             connections_total: Family::default(),
             errors: Family::default(),
             snapshot_updates: Family::default(),
+            pending_overflow: Family::default(),
+            ejections: Family::default(),
         };
         let mut r = Registry::with_prefix("bowline");
         r.register(
@@ -132,6 +143,16 @@ impl Metrics {
             "snapshot_updates",
             "Snapshots offered to the proxy, by result",
             m.snapshot_updates.clone(),
+        );
+        r.register(
+            "upstream_rq_pending_overflow",
+            "Requests refused by a cluster's circuit breakers (pending requests or requests), by cluster",
+            m.pending_overflow.clone(),
+        );
+        r.register(
+            "outlier_detection_ejections_enforced",
+            "Hosts ejected by outlier detection, by cluster",
+            m.ejections.clone(),
         );
         (m, r)
     }

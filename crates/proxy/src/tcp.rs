@@ -8,6 +8,8 @@ use tokio::net::TcpStream;
 
 use crate::drain::Phase;
 use crate::error::{RequestError, ResponseFlag};
+use crate::lb::LbRequest;
+use crate::outlier::Outcome;
 use crate::state::State;
 use crate::Shared;
 
@@ -17,32 +19,28 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
     let ci = clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let Some(ei) = cs.pick(cluster, &shared.random) else {
-        fail(
-            shared,
-            RequestError::new(
-                ResponseFlag::UH,
-                format!("{}: no healthy endpoint", cluster.name),
-            ),
-        );
-        return;
+    let lb = LbRequest::tcp(down.peer_addr().ok().map(|a| a.ip()), original_dst(&down));
+    let pick = match cs.choose(cluster, &shared.random, &lb) {
+        Ok(p) => p,
+        Err(e) => return fail(shared, e),
     };
-    let addr = cluster.endpoints[ei].addr;
-    let _in_flight = cs.in_flight(ei);
+    let addr = pick.addr;
     let mut up = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
+            cs.report(cluster, addr, Outcome::LocalFailure);
             return fail(
                 shared,
                 RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")),
-            )
+            );
         }
         Err(_) => {
+            cs.report(cluster, addr, Outcome::LocalFailure);
             return fail(
                 shared,
                 RequestError::new(ResponseFlag::UF, format!("{addr}: connect timeout")),
-            )
+            );
         }
     };
     let _ = up.set_nodelay(true);
@@ -56,6 +54,15 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
         }
         _ = drain.reached(Phase::Forced) => {}
     }
+}
+
+/// The address the client dialed before iptables redirected it here (`SO_ORIGINAL_DST`), for
+/// `PASSTHROUGH` clusters; `None` for connections that were not redirected.
+pub fn original_dst(sock: &TcpStream) -> Option<std::net::SocketAddr> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let a = getsockopt(sock, sockopt::OriginalDst).ok()?;
+    let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+    Some(std::net::SocketAddr::from((ip, u16::from_be(a.sin_port))))
 }
 
 fn fail(shared: &Shared, e: RequestError) {

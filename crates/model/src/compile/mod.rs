@@ -245,7 +245,9 @@ impl<'a> Cx<'a> {
                     }),
                 }
             }
-            let tp = rule.as_ref().and_then(|r| policy::effective(&r.rule, port, &subset));
+            let tp = rule
+                .as_ref()
+                .and_then(|r| policy::effective(&r.rule, port, &subset));
             let mut notes = Vec::new();
             let compiled = policy::compile(tp.as_ref(), &host, &mut |m| notes.push(m));
             if let Some(r) = &rule {

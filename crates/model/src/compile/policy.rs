@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use api::analyze::hosts::{host_matches, to_fqdn};
 use api::types::{
-    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, DestinationRule, LoadBalancerSettings, LocalityLoadBalancerSetting, SimpleLb, TrafficPolicy,
+    ClientTlsMode, ClientTlsSettings, ConnectionPoolSettings, DestinationRule,
+    LoadBalancerSettings, LocalityLoadBalancerSetting, SimpleLb, TrafficPolicy,
 };
 use api::{Resource, Spec};
 
@@ -47,7 +48,11 @@ pub(super) struct Compiled {
 
 impl<'a> Cx<'a> {
     /// The (merged) DestinationRule for `host` as this proxy sees it.
-    pub(super) fn destination_rule(&self, host: &str, service_ns: Option<&str>) -> Option<Rule<'a>> {
+    pub(super) fn destination_rule(
+        &self,
+        host: &str,
+        service_ns: Option<&str>,
+    ) -> Option<Rule<'a>> {
         let proxy_ns = self.proxy.namespace.as_str();
         let root = self.mesh.root_namespace();
         let default_export = self.mesh.default_destination_rule_export_to();
@@ -225,9 +230,7 @@ pub(super) fn compile(
         consistent_hash: lb.and_then(|lb| consistent_hash(lb, warn)),
         warmup: lb.and_then(warmup),
         connection_pool: pool.map(connection_pool).unwrap_or_default(),
-        outlier_detection: tp
-            .and_then(|p| p.outlier_detection.as_ref())
-            .map(outlier),
+        outlier_detection: tp.and_then(|p| p.outlier_detection.as_ref()).map(outlier),
         tls: UpstreamTls::Disable,
     };
     if let Some(tls) = tp.and_then(|p| p.tls.as_ref()) {
@@ -253,7 +256,10 @@ pub(super) fn compile(
     }
 }
 
-fn consistent_hash(lb: &LoadBalancerSettings, warn: &mut dyn FnMut(String)) -> Option<ConsistentHash> {
+fn consistent_hash(
+    lb: &LoadBalancerSettings,
+    warn: &mut dyn FnMut(String),
+) -> Option<ConsistentHash> {
     let ch = lb.consistent_hash.as_ref()?;
     let key = if let Some(name) = &ch.http_header_name {
         HashKey::Header {
@@ -276,10 +282,16 @@ fn consistent_hash(lb: &LoadBalancerSettings, warn: &mut dyn FnMut(String)) -> O
     // The deprecated top-level `minimumRingSize` still selects a ring.
     let algorithm = match (&ch.maglev, &ch.ring_hash) {
         (Some(m), _) => HashAlgorithm::Maglev {
-            table_size: if m.table_size == 0 { 65537 } else { m.table_size },
+            table_size: if m.table_size == 0 {
+                65537
+            } else {
+                m.table_size
+            },
         },
         (None, ring) => {
-            let size = ring.as_ref().map_or(ch.minimum_ring_size, |r| r.minimum_ring_size);
+            let size = ring
+                .as_ref()
+                .map_or(ch.minimum_ring_size, |r| r.minimum_ring_size);
             HashAlgorithm::RingHash {
                 minimum_ring_size: if size == 0 { 1024 } else { size },
             }
@@ -313,11 +325,13 @@ fn connection_pool(p: &ConnectionPoolSettings) -> ConnectionPool {
         max_retries: http.and_then(|h| positive(h.max_retries)),
         max_requests_per_connection: http.and_then(|h| positive(h.max_requests_per_connection)),
         max_concurrent_streams: http.and_then(|h| positive(h.max_concurrent_streams)),
-        tcp_keepalive: tcp.and_then(|t| t.tcp_keepalive.as_ref()).map(|k| TcpKeepalive {
-            probes: Some(k.probes).filter(|p| *p > 0),
-            time_ms: ms(&k.time),
-            interval_ms: ms(&k.interval),
-        }),
+        tcp_keepalive: tcp
+            .and_then(|t| t.tcp_keepalive.as_ref())
+            .map(|k| TcpKeepalive {
+                probes: Some(k.probes).filter(|p| *p > 0),
+                time_ms: ms(&k.time),
+                interval_ms: ms(&k.interval),
+            }),
         max_connection_duration_ms: tcp.and_then(|t| ms(&t.max_connection_duration)),
         idle_timeout_ms: http
             .and_then(|h| ms(&h.idle_timeout))
@@ -424,7 +438,9 @@ pub(super) fn apply_locality(
     outlier: bool,
     proxy: &ProxyPlace<'_>,
 ) {
-    if setting.enabled == Some(false) || proxy.locality.is_empty() && setting.failover_priority.is_empty() {
+    if setting.enabled == Some(false)
+        || proxy.locality.is_empty() && setting.failover_priority.is_empty()
+    {
         return;
     }
     if !setting.distribute.is_empty() {
@@ -485,18 +501,28 @@ pub(super) fn apply_locality(
 /// `distribute`: the first rule whose `from` matches the proxy sets each `to` locality's share
 /// of traffic, split among its endpoints by weight; unlisted localities get nothing.
 fn distribute(endpoints: &mut Vec<Endpoint>, setting: &LocalityLoadBalancerSetting, me: &str) {
-    let Some(rule) = setting.distribute.iter().find(|d| locality_match(me, &d.from)) else {
+    let Some(rule) = setting
+        .distribute
+        .iter()
+        .find(|d| locality_match(me, &d.from))
+    else {
         return;
     };
     let mut new_weight: Vec<Option<u32>> = vec![None; endpoints.len()];
     for (pattern, share) in &rule.to {
         let members: Vec<usize> = (0..endpoints.len())
-            .filter(|i| new_weight[*i].is_none() && locality_match(&endpoints[*i].locality, pattern))
+            .filter(|i| {
+                new_weight[*i].is_none() && locality_match(&endpoints[*i].locality, pattern)
+            })
             .collect();
-        let total: u64 = members.iter().map(|i| u64::from(endpoints[*i].weight)).sum();
+        let total: u64 = members
+            .iter()
+            .map(|i| u64::from(endpoints[*i].weight))
+            .sum();
         for i in members {
             // Scaled by 1000 so small shares of large localities keep their proportions.
-            let w = (u64::from(endpoints[i].weight) * u64::from(*share) * 1000).div_ceil(total.max(1));
+            let w =
+                (u64::from(endpoints[i].weight) * u64::from(*share) * 1000).div_ceil(total.max(1));
             new_weight[i] = Some(u32::try_from(w).unwrap_or(u32::MAX));
         }
     }
@@ -506,7 +532,11 @@ fn distribute(endpoints: &mut Vec<Endpoint>, setting: &LocalityLoadBalancerSetti
         i += 1;
         keep
     });
-    let kept: Vec<u32> = new_weight.into_iter().flatten().filter(|w| *w > 0).collect();
+    let kept: Vec<u32> = new_weight
+        .into_iter()
+        .flatten()
+        .filter(|w| *w > 0)
+        .collect();
     for (e, w) in endpoints.iter_mut().zip(kept) {
         e.weight = w;
     }

@@ -180,14 +180,14 @@ async fn forward<'s>(
     let ci = f.clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
-        RequestError::new(
-            ResponseFlag::UH,
-            format!("cluster {} has no healthy endpoint", cluster.name),
-        )
-    })?;
-    let endpoint = cluster.endpoints[ei].addr;
-    let _in_flight = cs.in_flight(ei);
+    let lb_request = crate::lb::LbRequest {
+        headers: Some(req.headers()),
+        query: req.uri().query(),
+        peer: Some(conn.peer.ip()),
+        original_dst: None,
+    };
+    let mut pick = cs.choose(cluster, &shared.random, &lb_request)?;
+    let endpoint = pick.addr;
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -216,7 +216,7 @@ async fn forward<'s>(
     let send = async {
         match &cs.upstream {
             Upstream::H1(client) => {
-                parts.uri = uri(Some(cs.authorities[ei].clone()), path_and_query)?;
+                parts.uri = uri(Some(pick.authority.clone()), path_and_query)?;
                 parts.version = Version::HTTP_11;
                 parts.headers.insert(header::HOST, authority);
                 client
@@ -239,15 +239,38 @@ async fn forward<'s>(
                 )
                 .await
             }
+            Upstream::Pooled(pool) => {
+                let (h1, h2) = (
+                    pick.authority.clone(),
+                    Authority::try_from(authority.as_bytes()).ok(),
+                );
+                pool.forward(
+                    cs,
+                    endpoint,
+                    parts,
+                    body,
+                    authority,
+                    uri(Some(h1), path_and_query.clone())?,
+                    uri(h2, path_and_query)?,
+                )
+                .await
+            }
         }
     };
     let result = match f.timeout {
-        Some(t) => tokio::time::timeout(t, send)
-            .await
-            .map_err(|_| RequestError::new(ResponseFlag::UT, "upstream request timeout"))?,
+        Some(t) => tokio::time::timeout(t, send).await.unwrap_or_else(|_| {
+            Err(RequestError::new(
+                ResponseFlag::UT,
+                "upstream request timeout",
+            ))
+        }),
         None => send.await,
     };
+    cs.observe(cluster, &pick, &result);
     let mut resp = result?;
+    if let Some(cookie) = pick.set_cookie.take() {
+        resp.headers_mut().append(header::SET_COOKIE, cookie);
+    }
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(downstream) = on_upgrade {
