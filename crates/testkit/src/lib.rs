@@ -5,10 +5,13 @@
 //!   101 and an echo of the upgraded stream.
 //! - [`TcpEcho`]: a TCP server that answers each read with its name and the bytes.
 //! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
+//! - [`misbehave`]: a backend whose status (and delay) can be switched while it runs, and an
+//!   HTTPS backend on a caller's rustls config.
 //! - [`snap`]: terse builders for snapshots.
 //! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
 
 pub mod client;
+pub mod misbehave;
 pub mod snap;
 
 use std::convert::Infallible;
