@@ -94,12 +94,15 @@ impl StatusBackend {
     }
 }
 
+/// (SNI sent, client certificate presented) of one handshake.
+pub type Handshake = (Option<String>, bool);
+
 /// An HTTPS (HTTP/1.1 over rustls) backend answering its name. Records the SNI each handshake
 /// carried and whether the client presented a certificate.
 #[derive(Clone)]
 pub struct TlsBackend {
     pub addr: SocketAddr,
-    handshakes: Arc<Mutex<Vec<(Option<String>, bool)>>>,
+    handshakes: Arc<Mutex<Vec<Handshake>>>,
 }
 
 impl TlsBackend {
@@ -143,7 +146,7 @@ impl TlsBackend {
     }
 
     /// (SNI, client certificate presented) per completed handshake.
-    pub fn handshakes(&self) -> Vec<(Option<String>, bool)> {
+    pub fn handshakes(&self) -> Vec<Handshake> {
         self.handshakes.lock().expect("log").clone()
     }
 }

@@ -463,29 +463,29 @@ pub(super) fn apply_locality(
                 }
             }
         }
-        if setting.failover_priority.is_empty() || !setting.failover.is_empty() {
-            if !proxy.locality.is_empty() {
-                let me = parts(proxy.locality);
-                for (e, p) in endpoints.iter().zip(prio.iter_mut()) {
-                    let them = parts(&e.locality);
-                    let mut level = if me[0] != them[0] {
-                        3
-                    } else if me[1] != them[1] {
-                        2
-                    } else if me[2] != them[2] {
-                        1
-                    } else {
-                        0
-                    };
-                    if level == 3 {
-                        if let Some(f) = setting.failover.iter().find(|f| f.from == me[0]) {
-                            if them[0] != f.to {
-                                level = 4;
-                            }
+        if (setting.failover_priority.is_empty() || !setting.failover.is_empty())
+            && !proxy.locality.is_empty()
+        {
+            let me = parts(proxy.locality);
+            for (e, p) in endpoints.iter().zip(prio.iter_mut()) {
+                let them = parts(&e.locality);
+                let mut level = if me[0] != them[0] {
+                    3
+                } else if me[1] != them[1] {
+                    2
+                } else if me[2] != them[2] {
+                    1
+                } else {
+                    0
+                };
+                if level == 3 {
+                    if let Some(f) = setting.failover.iter().find(|f| f.from == me[0]) {
+                        if them[0] != f.to {
+                            level = 4;
                         }
                     }
-                    *p = *p * 5 + level;
                 }
+                *p = *p * 5 + level;
             }
         }
         // Priorities run from 0 without gaps.
