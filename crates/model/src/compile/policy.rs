@@ -543,6 +543,10 @@ fn distribute(endpoints: &mut Vec<Endpoint>, setting: &LocalityLoadBalancerSetti
 }
 
 #[cfg(test)]
+#[path = "policy_tests.rs"]
+mod policy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
