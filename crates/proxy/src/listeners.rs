@@ -166,7 +166,8 @@ async fn connection(
     let Some(listener) = state.runtime.listener(&name) else {
         return;
     };
-    let info = ConnInfo::new(name.clone(), port, peer);
+    let mut info = ConnInfo::new(name.clone(), port, peer);
+    info.original_dst = crate::tcp::original_dst(&sock);
     match &listener.kind {
         RuntimeListenerKind::Http { h2_only, .. } => {
             let h2_only = *h2_only;

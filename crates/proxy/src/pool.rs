@@ -107,6 +107,7 @@ pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     /// Woken when a connection is returned or closed, for pending requests.
     freed: Arc<Notify>,
+    me: std::sync::Weak<Pool>,
 }
 
 impl Pool {
@@ -116,8 +117,8 @@ impl Pool {
         connect_timeout: Duration,
         tls: Option<Connector>,
         breakers: Arc<Breakers>,
-    ) -> Pool {
-        Pool {
+    ) -> Arc<Pool> {
+        Arc::new_cyclic(|me| Pool {
             proto,
             settings,
             connect_timeout,
@@ -125,7 +126,8 @@ impl Pool {
             breakers,
             idle: Mutex::new(HashMap::new()),
             freed: Arc::new(Notify::new()),
-        }
+            me: me.clone(),
+        })
     }
 
     /// Sends `req` to `addr`. `Err` with `UO` when the pending queue is full.
@@ -282,9 +284,30 @@ impl Pool {
                 list.clear();
             }
             list.push(c);
+            drop(idle);
+            self.sweep_later(addr);
         }
         // Dropping an expired sender closes its connection; the connection task frees the slot.
         self.freed.notify_waiters();
+    }
+
+    /// With an idle timeout, closes the endpoint's expired idle connections once it passes,
+    /// so the backend sees them go rather than waiting for the next request to notice.
+    fn sweep_later(&self, addr: SocketAddr) {
+        let Some(ms) = self.settings.idle_timeout_ms.filter(|ms| *ms > 0) else {
+            return;
+        };
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let now = Instant::now();
+            let mut idle = me.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = idle.get_mut(&addr) {
+                list.retain(|c| !me.expired(c, now));
+            }
+        });
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<Sender, RequestError> {

@@ -69,6 +69,8 @@ pub struct ClusterState {
     /// Request counters by [`crate::metrics::CodeClass`] index.
     pub counters: [Counter; 5],
     pub upstream: Upstream,
+    /// `useClientProtocol`: HTTP/2 requests go upstream as HTTP/2 on this instead.
+    client_h2: Option<Upstream>,
     /// What outlives the snapshot: breakers, ejections, warm-up clocks.
     pub shared: Arc<ClusterShared>,
     hash: Option<HashTable>,
@@ -89,6 +91,14 @@ pub struct Pick<'a> {
 }
 
 impl ClusterState {
+    /// How a request of this downstream `version` goes upstream.
+    pub fn upstream_for(&self, version: http::Version) -> &Upstream {
+        match &self.client_h2 {
+            Some(h2) if version == http::Version::HTTP_2 => h2,
+            _ => &self.upstream,
+        }
+    }
+
     /// Picks an endpoint index per the cluster's policy; `None` when none is healthy (UH).
     pub fn pick(&self, c: &RuntimeCluster, random: &Random) -> Option<usize> {
         self.select(c, random, &LbRequest::tcp(None, None))
@@ -431,13 +441,13 @@ impl ClusterShared {
             UpstreamProtocol::Http2 => (Proto::H2, &[b"h2"]),
         };
         let tls = crate::upstream_tls::connector(&c.policy.tls, alpn)?;
-        let pool = Arc::new(Pool::new(
+        let pool = Pool::new(
             proto,
             c.policy.connection_pool.clone(),
             c.connect_timeout,
             tls,
             self.breakers.clone(),
-        ));
+        );
         *slot = Some((key, pool.clone()));
         Ok(pool)
     }
@@ -564,6 +574,10 @@ fn build(
             authorities: c.endpoints.iter().map(|e| authority(e.addr)).collect(),
             counters: metrics.cluster_counters(&c.name),
             upstream,
+            client_h2: (c.policy.connection_pool.use_client_protocol
+                && c.protocol == UpstreamProtocol::Http1
+                && !needs_pool(c))
+            .then(|| Upstream::H2(upstreams.h2())),
             hash: c
                 .policy
                 .consistent_hash
@@ -650,5 +664,31 @@ mod tests {
         assert!(picks > 120, "endpoint 1 picked {picks}/200");
         drop(busy);
         assert_eq!(cs.active(0), 0, "in-flight guards release on drop");
+    }
+
+    #[test]
+    fn warmup_gives_a_new_endpoint_a_small_share_at_first() {
+        let (store, _) = state(LbPolicy::Random, &[1, 1]);
+        let mut snapshot = store.load().runtime.source.clone();
+        let c = &mut snapshot.clusters[0];
+        c.policy.warmup = Some(model::Warmup {
+            duration_ms: 600_000,
+            minimum_percent: 10.0,
+            aggression: 1.0,
+        });
+        store.apply(snapshot.clone()).unwrap();
+        let mut newcomer = snapshot.clusters[0].endpoints[0].clone();
+        newcomer.port = 2000;
+        snapshot.clusters[0].endpoints.push(newcomer);
+        store.apply(snapshot).unwrap();
+        let s = store.load();
+        let random = Random::seeded(5);
+        let mut counts = [0; 3];
+        for _ in 0..3000 {
+            counts[s.clusters[0].pick(&s.runtime.clusters[0], &random).unwrap()] += 1;
+        }
+        // Weights 1 : 1 : 0.1 at the start of a 10 minute ramp: about 5 % for the newcomer.
+        assert!((60..250).contains(&counts[2]), "{counts:?}");
+        assert!(counts[0] > 1200 && counts[1] > 1200, "{counts:?}");
     }
 }

@@ -25,6 +25,20 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
         Err(e) => return fail(shared, e),
     };
     let addr = pick.addr;
+    // Envoy's TCP proxy honours the cluster's maxConnections circuit breaker.
+    let Some(_connection) = crate::pool::Slot::acquire(
+        &cs.shared.breakers,
+        |b| &b.connections,
+        cluster.policy.connection_pool.max_connections,
+    ) else {
+        return fail(
+            shared,
+            RequestError::new(
+                ResponseFlag::UO,
+                format!("{}: maxConnections reached", cluster.name),
+            ),
+        );
+    };
     let mut up = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
     {
         Ok(Ok(s)) => s,

@@ -39,6 +39,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer's IP as a header value, made once per connection for `x-forwarded-for`.
     pub peer_ip: HeaderValue,
+    /// Where the client was going before iptables redirected it (PASSTHROUGH clusters).
+    pub original_dst: Option<SocketAddr>,
 }
 
 impl ConnInfo {
@@ -50,6 +52,7 @@ impl ConnInfo {
             port,
             peer,
             peer_ip,
+            original_dst: None,
         }
     }
 }
@@ -184,7 +187,7 @@ async fn forward<'s>(
         headers: Some(req.headers()),
         query: req.uri().query(),
         peer: Some(conn.peer.ip()),
-        original_dst: None,
+        original_dst: conn.original_dst,
     };
     let mut pick = cs.choose(cluster, &shared.random, &lb_request)?;
     let endpoint = pick.addr;
@@ -214,7 +217,7 @@ async fn forward<'s>(
     };
 
     let send = async {
-        match &cs.upstream {
+        match cs.upstream_for(parts.version) {
             Upstream::H1(client) => {
                 parts.uri = uri(Some(pick.authority.clone()), path_and_query)?;
                 parts.version = Version::HTTP_11;
