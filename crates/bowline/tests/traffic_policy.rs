@@ -229,6 +229,17 @@ async fn outlier_detection_ejects_the_failing_endpoint_and_returns_it() {
     );
     let ejected_at = Instant::now();
     assert_eq!(health_flag(&proxy, bad.addr).await, "/failed_outlier_check");
+    let (_, json) = proxy.admin("/clusters?format=json").await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let hosts = &json["cluster_statuses"][0]["host_statuses"];
+    let bad_host = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["address"] == bad.addr.to_string())
+        .unwrap();
+    assert_eq!(bad_host["health_flags"][0], "FAILED_OUTLIER_CHECK");
+    assert_eq!(bad_host["outlier_ejections"], 1);
     let hits = bad.hits();
     for _ in 0..20 {
         let r = call(addr, "/").await;
@@ -610,4 +621,31 @@ async fn upstream_tls_simple_mutual_and_insecure_skip_verify() {
         (r.status, r.text()),
         (StatusCode::OK, "stranger".to_string())
     );
+}
+
+/// `h2UpgradePolicy: UPGRADE` carries an HTTP/1 client's requests to the backend over HTTP/2,
+/// through the shared HTTP/2 connections and, with connection limits, through the limited pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_upgrade_policy_speaks_http2_upstream() {
+    let backend = testkit::Backend::start("h2").await;
+    for pool in ["", "        maxRequestsPerConnection: 2\n"] {
+        let yaml = format!(
+            "{}---\n{}",
+            service_entry(&[(backend.addr, "")]),
+            destination_rule(&format!(
+                "    connectionPool:\n      http:\n        h2UpgradePolicy: UPGRADE\n{pool}"
+            ))
+        );
+        let (_p, addr) = start(&yaml, "").await;
+        for _ in 0..3 {
+            assert_eq!(call(addr, "/").await.status, StatusCode::OK);
+        }
+        let seen = backend.last();
+        assert_eq!(
+            seen.version,
+            http::Version::HTTP_2,
+            "pool settings {pool:?}"
+        );
+        assert_eq!(seen.uri.authority().map(|a| a.as_str()), Some(HOST));
+    }
 }

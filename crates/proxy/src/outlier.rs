@@ -221,4 +221,33 @@ mod tests {
             "10 % of 2 hosts: only the first ejection"
         );
     }
+
+    #[test]
+    fn split_local_origin_failures_count_apart_from_statuses() {
+        let cfg = OutlierDetection {
+            split_external_local_origin_errors: true,
+            consecutive_local_origin: 2,
+            consecutive_5xx: 0,
+            consecutive_gateway: 2,
+            max_ejection_percent: 100,
+            ..cfg()
+        };
+        let o = Outliers::default();
+        let t = Instant::now();
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        assert!(
+            !o.report(&cfg, a, 1, Outcome::Status(500), t),
+            "5xx check disabled"
+        );
+        assert!(!o.report(&cfg, a, 1, Outcome::LocalFailure, t));
+        assert!(
+            !o.report(&cfg, a, 1, Outcome::Status(502), t),
+            "a response resets local failures"
+        );
+        assert!(
+            !o.report(&cfg, a, 1, Outcome::LocalFailure, t),
+            "not a gateway error when split"
+        );
+        assert!(o.report(&cfg, a, 1, Outcome::LocalFailure, t));
+    }
 }
