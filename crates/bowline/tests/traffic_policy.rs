@@ -649,3 +649,70 @@ async fn h2_upgrade_policy_speaks_http2_upstream() {
         assert_eq!(seen.uri.authority().map(|a| a.as_str()), Some(HOST));
     }
 }
+
+/// `bowline proxy --config-dir --locality` places the proxy: with outlier detection, the
+/// endpoint in another region gets a lower priority (visible on `/clusters`) and the local one
+/// takes the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_command_takes_its_locality_from_the_flag() {
+    use std::io::{BufRead, BufReader};
+    let local = StatusBackend::start("local", 200).await;
+    let remote = StatusBackend::start("remote", 200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}---\n{}",
+        service_entry(&[
+            (local.addr, "us-east/zone1/sub1"),
+            (remote.addr, "eu/zone9/sub1")
+        ]),
+        destination_rule("    outlierDetection: {consecutive5xxErrors: 5}\n")
+    );
+    std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
+    let free = || testkit::closed_addr();
+    let (port, admin) = (free().port(), free());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bowline"))
+        .args(["proxy", "--config-dir"])
+        .arg(dir.path())
+        .args(["--role", "sidecar", "--namespace", "default"])
+        .args(["--locality", "us-east/zone1/sub1"])
+        .arg(format!("--port-offset={}", i32::from(port) - 8000))
+        .args(["--admin-addr", &admin.to_string()])
+        .args(["--health-addr", &free().to_string()])
+        .args(["--concurrency", "1"])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let ready = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !log.contains("proxy ready") && Instant::now() < deadline {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            log.push_str(&line);
+        }
+        // Keep the pipe drained so the child never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        log
+    })
+    .await
+    .unwrap();
+    let clusters = client::send(admin, get("admin", "/clusters")).await.text();
+    let names = futures_names(format!("127.0.0.1:{port}").parse().unwrap(), 10).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready.contains("proxy ready"), "{ready}");
+    assert!(
+        clusters.contains(&format!("::{}::priority::0", local.addr)),
+        "{clusters}"
+    );
+    assert!(
+        clusters.contains(&format!("::{}::priority::1", remote.addr)),
+        "{clusters}"
+    );
+    assert!(clusters.contains(&format!("::{}::locality::eu/zone9/sub1", remote.addr)));
+    assert!(names.iter().all(|n| n == "local"), "{names:?}");
+}
