@@ -3,7 +3,8 @@
 //! - [`state`]: the live configuration, one compiled snapshot behind an `ArcSwap`, and
 //!   per-cluster load-balancing state.
 //! - [`listeners`]: sockets that follow the snapshot, and dispatch by listener kind.
-//! - [`http`]: the HTTP path: routing, rewrites, header rules, upstream calls, upgrades.
+//! - [`http`]: the HTTP path: routing, rewrites, header rules, faults, retries, mirrors,
+//!   upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
 //! - [`lb`], [`outlier`], [`pool`], [`upstream_tls`]: DestinationRule traffic policy: hashing
 //!   and priority levels, outlier ejection, circuit breakers with a limited pool, upstream TLS.
@@ -46,7 +47,7 @@ use model::ProxySnapshot;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
-pub use error::{ProxyError, RequestError, ResponseFlag, Side};
+pub use error::{FlagSet, ProxyError, RequestError, ResponseFlag, Side};
 
 /// Downstream hardening limits. Defaults are Envoy's.
 #[derive(Clone, Debug)]
@@ -98,6 +99,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub random: state::Random,
     pub drain: drain::Drain,
+    /// Bounds mirrored requests in flight.
+    pub mirrors: http::mirror::Mirrors,
     builders: http::server::Builders,
     /// Request counters for requests answered by the proxy itself.
     local_counters: [Counter; 5],
@@ -128,6 +131,7 @@ pub async fn start(
             None => state::Random::Thread,
         },
         drain: drain::Drain::default(),
+        mirrors: http::mirror::Mirrors::default(),
         builders: http::server::Builders::new(&config.limits),
         local_counters: metrics.cluster_counters(""),
         metrics,

@@ -68,11 +68,6 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ClusterLabels {
-    pub cluster: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ListenerLabels {
     pub listener: String,
 }
@@ -80,6 +75,27 @@ pub struct ListenerLabels {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct FlagLabels {
     pub response_flag: ResponseFlag,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MirrorLabels {
+    pub result: MirrorResult,
+}
+
+/// What became of a mirrored copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum MirrorResult {
+    /// Sent, and the mirror answered (whatever the status).
+    Sent,
+    /// Sent, but the mirror failed or timed out.
+    Failed,
+    /// Not sent: too many in flight, no endpoint, or the body was not buffered.
+    Dropped,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -105,6 +121,13 @@ pub struct Metrics {
     pub pending_overflow: Family<ClusterLabels, Counter>,
     /// Envoy's `outlier_detection.ejections_enforced_total`.
     pub ejections: Family<ClusterLabels, Counter>,
+    /// Envoy's `upstream_rq_retry`: retries sent (attempts beyond the first), by cluster.
+    pub retries: Family<ClusterLabels, Counter>,
+    /// Envoy's `upstream_rq_retry_success`: requests that succeeded on a retry.
+    pub retry_successes: Family<ClusterLabels, Counter>,
+    /// Envoy's `upstream_rq_retry_limit_exceeded`: retriable failures with no retry left (URX).
+    pub retry_limit_exceeded: Family<ClusterLabels, Counter>,
+    pub mirrors: Family<MirrorLabels, Counter>,
 }
 
 impl Metrics {
@@ -117,6 +140,10 @@ impl Metrics {
             snapshot_updates: Family::default(),
             pending_overflow: Family::default(),
             ejections: Family::default(),
+            retries: Family::default(),
+            retry_successes: Family::default(),
+            retry_limit_exceeded: Family::default(),
+            mirrors: Family::default(),
         };
         let mut r = Registry::with_prefix("bowline");
         r.register(
@@ -136,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "errors",
-            "Failed requests and connections by Istio response flag",
+            "Requests and connections by Istio response flag (failures, and faults injected)",
             m.errors.clone(),
         );
         r.register(
@@ -154,7 +181,40 @@ impl Metrics {
             "Hosts ejected by outlier detection, by cluster",
             m.ejections.clone(),
         );
+        r.register(
+            "upstream_rq_retry",
+            "Retries sent upstream (attempts beyond the first) by cluster",
+            m.retries.clone(),
+        );
+        r.register(
+            "upstream_rq_retry_success",
+            "Requests that succeeded on a retry, by cluster",
+            m.retry_successes.clone(),
+        );
+        r.register(
+            "upstream_rq_retry_limit_exceeded",
+            "Retriable failures with no retry left (URX), by cluster",
+            m.retry_limit_exceeded.clone(),
+        );
+        r.register(
+            "mirror_requests",
+            "Mirrored (shadow) requests by result",
+            m.mirrors.clone(),
+        );
         (m, r)
+    }
+
+    /// Counts one of `family` for `cluster` (a lookup: only on retry paths, never per request).
+    pub fn cluster_inc(family: &Family<ClusterLabels, Counter>, cluster: &str) {
+        family
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn mirror(&self, result: MirrorResult) {
+        self.mirrors.get_or_create(&MirrorLabels { result }).inc();
     }
 
     pub fn error(&self, flag: ResponseFlag) {

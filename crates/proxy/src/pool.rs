@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::error::{RequestError, ResponseFlag};
+use crate::upstream::UpstreamBody;
 use crate::upstream_tls::Connector;
 
 /// A counter that refuses to pass a limit; `None` never refuses.
@@ -79,8 +80,8 @@ impl Drop for Slot {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Incoming>),
-    H2(http2::SendRequest<Incoming>),
+    H1(http1::SendRequest<UpstreamBody>),
+    H2(http2::SendRequest<UpstreamBody>),
 }
 
 struct Idle {
@@ -134,7 +135,7 @@ impl Pool {
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
-        req: Request<Incoming>,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, PoolError> {
         let (sender, created, used) = self.acquire(addr).await?;
         match sender {
@@ -166,32 +167,15 @@ impl Pool {
         }
     }
 
-    /// Sends one proxied request: HTTP/1 with the endpoint in the URI and a Host header,
-    /// HTTP/2 with the authority in the URI. A full pending queue counts an overflow (UO).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn forward(
+    /// Sends one request prepared for this pool's protocol. A full pending queue counts an
+    /// overflow on `cs` and fails with `UO`.
+    pub async fn request(
         self: &Arc<Self>,
         cs: &crate::state::ClusterState,
         addr: SocketAddr,
-        mut parts: http::request::Parts,
-        body: Incoming,
-        host: http::HeaderValue,
-        h1_uri: http::Uri,
-        h2_uri: http::Uri,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, RequestError> {
-        match self.proto {
-            Proto::H1 => {
-                parts.uri = h1_uri;
-                parts.version = http::Version::HTTP_11;
-                parts.headers.insert(http::header::HOST, host);
-            }
-            Proto::H2 => {
-                parts.uri = h2_uri;
-                parts.version = http::Version::HTTP_2;
-                parts.headers.remove(http::header::HOST);
-            }
-        }
-        match self.send(addr, Request::from_parts(parts, body)).await {
+        match self.send(addr, req).await {
             Ok(r) => Ok(r),
             Err(PoolError::Overflow) => {
                 cs.overflowed();

@@ -7,6 +7,8 @@
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
 //! - [`policy`]: which DestinationRule applies, its inheritance, and the compiled cluster policy
 //!   with locality priorities.
+//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both;
+//!   [`resilience`]: their retries, faults and mirrors.
 //! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
 //!   filtered by DestinationRule subsets, and warnings.
 //!
@@ -16,6 +18,7 @@
 
 mod gateway;
 mod policy;
+mod resilience;
 mod routes;
 mod sidecar;
 

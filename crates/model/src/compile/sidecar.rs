@@ -174,7 +174,9 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         }],
                         rewrite: None,
                         timeout_ms: None,
-                        retry: None,
+                        // Routes without a VirtualService get the mesh default too.
+                        retry: super::resilience::retry_policy(cx.mesh, None).map(Box::new),
+                        ..Default::default()
                     }),
                     request_headers: Default::default(),
                     response_headers: Default::default(),

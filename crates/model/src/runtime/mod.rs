@@ -8,6 +8,7 @@
 mod actions;
 mod domains;
 mod matching;
+mod resilience;
 #[cfg(test)]
 mod tests;
 
@@ -22,9 +23,13 @@ pub use actions::{
     redirect_location, CompiledCors, CompiledHeaderOps, CompiledRewrite, MatchedPath,
 };
 pub use matching::{CompiledMatch, CompiledRouteMatch, RequestView};
+pub use resilience::{
+    in_share, shadow_host, AttemptFailure, RetryOn, RuntimeFault, RuntimeMirror, RuntimeRetry,
+    DEFAULT_BACKOFF_BASE,
+};
 
 use crate::cluster::{Cluster, HealthStatus, LbPolicy, UpstreamProtocol};
-use crate::route::{Redirect, RetryPolicy, Route, RouteAction, RouteTable, WeightedCluster};
+use crate::route::{Redirect, Route, RouteAction, RouteTable, WeightedCluster};
 use crate::snapshot::{ListenerKind, ProxySnapshot};
 use domains::{DomainError, DomainIndex};
 
@@ -142,7 +147,9 @@ pub struct RuntimeForward {
     pub clusters: WeightedSet,
     pub rewrite: Option<CompiledRewrite>,
     pub timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RuntimeRetry>>,
+    pub fault: Option<Box<RuntimeFault>>,
+    pub mirrors: Vec<RuntimeMirror>,
 }
 
 /// Clusters with cumulative weights: pick with a uniform number below [`WeightedSet::total`].
@@ -555,7 +562,24 @@ fn build_route(
                 .map(|rw| CompiledRewrite::compile(rw, &format!("{at}.action.rewrite")))
                 .transpose()?,
             timeout: f.timeout_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
-            retry: f.retry.clone(),
+            retry: f
+                .retry
+                .as_ref()
+                .map(|p| RuntimeRetry::compile(p, &format!("{at}.action.retry")).map(Box::new))
+                .transpose()?,
+            fault: f
+                .fault
+                .as_ref()
+                .map(|p| RuntimeFault::compile(p, &format!("{at}.action.fault")).map(Box::new))
+                .transpose()?,
+            mirrors: f
+                .mirrors
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    RuntimeMirror::compile(m, clusters, &format!("{at}.action.mirrors[{i}]"))
+                })
+                .collect::<Result<_, _>>()?,
         }),
         RouteAction::Redirect(rd) => {
             if ![301, 302, 303, 307, 308].contains(&rd.status) {

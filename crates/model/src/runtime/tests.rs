@@ -38,6 +38,7 @@ fn forward(c: &str) -> RouteAction {
         rewrite: None,
         timeout_ms: None,
         retry: None,
+        ..Default::default()
     })
 }
 

@@ -2,8 +2,15 @@
 //!
 //! Each request loads the current [`State`] once and uses it to the end, so a snapshot swap
 //! never changes a request half way through.
+//!
+//! - [`fault`]: injected delays and aborts; [`retry`]: attempts, timeouts and retries;
+//!   [`mirror`]: shadow copies; [`body`]: the request body kept for those three.
 
+pub mod body;
+pub mod fault;
 pub mod headers;
+pub mod mirror;
+pub mod retry;
 pub mod server;
 
 use std::convert::Infallible;
@@ -25,8 +32,8 @@ use model::runtime::{
 use model::RequestView;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::error::{RequestError, ResponseFlag};
-use crate::state::{State, Upstream};
+use crate::error::{FlagSet, RequestError, ResponseFlag};
+use crate::state::State;
 use crate::Shared;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -72,14 +79,21 @@ pub async fn handle(
         done: false,
     };
     let state = shared.store.load();
-    let (resp, counters) = match proxy(&shared, &conn, &state, req).await {
+    let mut flags = FlagSet::default();
+    let (resp, counters) = match proxy(&shared, &conn, &state, req, &mut flags).await {
         Ok(r) => r,
         Err(e) => {
-            shared.metrics.error(e.flag);
+            flags.add(e.flag);
             tracing::debug!(error = %e, listener = &*conn.listener, "request failed");
             (error_response(&e), None)
         }
     };
+    for flag in flags.iter() {
+        shared.metrics.error(flag);
+    }
+    if !flags.is_empty() {
+        tracing::debug!(status = resp.status().as_u16(), response_flags = %flags, "flagged response");
+    }
     let class = crate::metrics::CodeClass::of(resp.status().as_u16()).index();
     counters.unwrap_or(&shared.local_counters)[class].inc();
     guard.done = true;
@@ -104,8 +118,9 @@ type Routed<'s> = (Response<ProxyBody>, Option<&'s [Counter; 5]>);
 async fn proxy<'s>(
     shared: &Shared,
     conn: &ConnInfo,
-    state: &'s State,
+    state: &'s Arc<State>,
     req: Request<Incoming>,
+    flags: &mut FlagSet,
 ) -> Result<Routed<'s>, RequestError> {
     let no_route = || RequestError::new(ResponseFlag::NR, "no route");
     let table = match state.runtime.listener(&conn.listener).map(|l| &l.kind) {
@@ -153,13 +168,24 @@ async fn proxy<'s>(
             (resp, None)
         }
         RuntimeAction::Forward(f) => {
-            let new_path = f
-                .rewrite
-                .as_ref()
-                .and_then(|rw| rw.path(view.path, hit.matched));
-            let (resp, counters) =
-                forward(shared, conn, state, route, f, req, authority, new_path).await?;
-            (resp, Some(counters))
+            let aborted = match &f.fault {
+                Some(fault) => fault::inject(fault, &shared.random, flags).await,
+                None => None,
+            };
+            match aborted {
+                Some(resp) => (resp, None),
+                None => {
+                    let new_path = f
+                        .rewrite
+                        .as_ref()
+                        .and_then(|rw| rw.path(view.path, hit.matched));
+                    let (resp, counters) = forward(
+                        shared, conn, state, route, f, req, authority, new_path, flags,
+                    )
+                    .await?;
+                    (resp, Some(counters))
+                }
+            }
         }
     };
     route.response_headers.apply(resp.headers_mut());
@@ -173,24 +199,17 @@ async fn proxy<'s>(
 async fn forward<'s>(
     shared: &Shared,
     conn: &ConnInfo,
-    state: &'s State,
+    state: &'s Arc<State>,
     route: &RuntimeRoute,
     f: &RuntimeForward,
     mut req: Request<Incoming>,
     authority: HeaderValue,
     new_path: Option<String>,
+    flags: &mut FlagSet,
 ) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
     let ci = f.clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let lb_request = crate::lb::LbRequest {
-        headers: Some(req.headers()),
-        query: req.uri().query(),
-        peer: Some(conn.peer.ip()),
-        original_dst: conn.original_dst,
-    };
-    let mut pick = cs.choose(cluster, &shared.random, &lb_request)?;
-    let endpoint = pick.addr;
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -215,65 +234,34 @@ async fn forward<'s>(
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     };
-
-    let send = async {
-        match cs.upstream_for(parts.version) {
-            Upstream::H1(client) => {
-                parts.uri = uri(Some(pick.authority.clone()), path_and_query)?;
-                parts.version = Version::HTTP_11;
-                parts.headers.insert(header::HOST, authority);
-                client
-                    .request(Request::from_parts(parts, body))
-                    .await
-                    .map_err(crate::upstream::classify_h1)
-            }
-            Upstream::H2(pool) => {
-                // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
-                parts.uri = uri(
-                    Authority::try_from(authority.as_bytes()).ok(),
-                    path_and_query,
-                )?;
-                parts.version = Version::HTTP_2;
-                parts.headers.remove(header::HOST);
-                pool.send(
-                    endpoint,
-                    cluster.connect_timeout,
-                    Request::from_parts(parts, body),
-                )
-                .await
-            }
-            Upstream::Pooled(pool) => {
-                let (h1, h2) = (
-                    pick.authority.clone(),
-                    Authority::try_from(authority.as_bytes()).ok(),
-                );
-                pool.forward(
-                    cs,
-                    endpoint,
-                    parts,
-                    body,
-                    authority,
-                    uri(Some(h1), path_and_query.clone())?,
-                    uri(h2, path_and_query)?,
-                )
-                .await
-            }
+    let out = retry::Outgoing {
+        method: parts.method,
+        headers: parts.headers,
+        path_and_query,
+        authority,
+        peer: Some(conn.peer.ip()),
+        original_dst: conn.original_dst,
+        version: parts.version,
+    };
+    let mut replay = body::Replay::new(body, body::REPLAY_LIMIT);
+    if !upgrade {
+        for m in &f.mirrors {
+            mirror::spawn(shared, state, m, &out, &replay, f.timeout);
         }
-    };
-    let result = match f.timeout {
-        Some(t) => tokio::time::timeout(t, send).await.unwrap_or_else(|_| {
-            Err(RequestError::new(
-                ResponseFlag::UT,
-                "upstream request timeout",
-            ))
-        }),
-        None => send.await,
-    };
-    cs.observe(cluster, &pick, &result);
-    let mut resp = result?;
-    if let Some(cookie) = pick.set_cookie.take() {
-        resp.headers_mut().append(header::SET_COOKIE, cookie);
     }
+    // An upgraded connection is tied to the one attempt that answered 101: never retried.
+    let policy = f.retry.as_deref().filter(|_| !upgrade);
+    let mut resp = retry::run(
+        shared,
+        cluster,
+        cs,
+        policy,
+        f.timeout,
+        out,
+        &mut replay,
+        flags,
+    )
+    .await?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(downstream) = on_upgrade {

@@ -1,0 +1,271 @@
+//! The attempts of one forwarded request: endpoint choice (preferring endpoints not tried yet,
+//! Envoy's previous-hosts predicate), per-try and whole-request timeouts, the retry decision
+//! (the model's [`RuntimeRetry`]), jittered exponential backoff and `x-envoy-attempt-count`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderMap, Method, Request, Response, Version};
+use hyper::body::Incoming;
+use model::runtime::{AttemptFailure, RuntimeCluster, RuntimeRetry};
+use tokio::time::Instant;
+
+use super::body::{Replay, UpstreamBody};
+use super::headers::X_ENVOY_ATTEMPT_COUNT;
+use crate::error::{FlagSet, RequestError, ResponseFlag};
+use crate::lb::LbRequest;
+use crate::metrics::Metrics;
+use crate::pool::Proto;
+use crate::state::{ClusterState, Pick, Upstream};
+use crate::Shared;
+
+/// Envoy's `host_selection_retry_max_attempts` as Istio sets it: how many picks a retry makes
+/// looking for an endpoint it has not tried.
+const HOST_SELECTION_ATTEMPTS: usize = 5;
+
+/// The request as it goes upstream, minus its body: made once, sent by every attempt and
+/// mirror.
+#[derive(Clone)]
+pub struct Outgoing {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub path_and_query: PathAndQuery,
+    /// `Host` (HTTP/1) or `:authority` (HTTP/2) sent upstream.
+    pub authority: HeaderValue,
+    /// The client's address, for `useSourceIp` hashing.
+    pub peer: Option<IpAddr>,
+    /// Where the client was going before redirection, for PASSTHROUGH clusters.
+    pub original_dst: Option<SocketAddr>,
+    /// The downstream protocol, for `useClientProtocol`.
+    pub version: Version,
+}
+
+/// Where one attempt goes: an endpoint address and its URI authority.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub authority: Authority,
+}
+
+/// Sends one attempt to `target`; resolves with the response head.
+pub async fn send_once(
+    cs: &ClusterState,
+    cluster: &RuntimeCluster,
+    target: &Target,
+    out: &Outgoing,
+    mut headers: HeaderMap,
+    body: UpstreamBody,
+) -> Result<Response<Incoming>, RequestError> {
+    let mut req = Request::new(body);
+    *req.method_mut() = out.method.clone();
+    let h1 = matches!(&cs.upstream_for(out.version), Upstream::H1(_))
+        || matches!(&cs.upstream_for(out.version), Upstream::Pooled(p) if p.proto == Proto::H1);
+    if h1 {
+        *req.uri_mut() = super::uri(Some(target.authority.clone()), out.path_and_query.clone())?;
+        *req.version_mut() = Version::HTTP_11;
+        headers.insert(header::HOST, out.authority.clone());
+    } else {
+        // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
+        *req.uri_mut() = super::uri(
+            Authority::try_from(out.authority.as_bytes()).ok(),
+            out.path_and_query.clone(),
+        )?;
+        *req.version_mut() = Version::HTTP_2;
+        headers.remove(header::HOST);
+    }
+    *req.headers_mut() = headers;
+    match cs.upstream_for(out.version) {
+        Upstream::H1(client) => client
+            .request(req)
+            .await
+            .map_err(crate::upstream::classify_h1),
+        Upstream::H2(pool) => pool.send(target.addr, cluster.connect_timeout, req).await,
+        Upstream::Pooled(pool) => pool.request(cs, target.addr, req).await,
+    }
+}
+
+/// The endpoint for the next attempt, per the cluster's policy (hashing, ejections,
+/// priorities, breakers): with `avoid`, re-picks (a few times) while the pick was already tried.
+fn pick<'c>(
+    shared: &Shared,
+    cluster: &RuntimeCluster,
+    cs: &'c ClusterState,
+    out: &Outgoing,
+    tried: &[SocketAddr],
+    avoid: bool,
+) -> Result<Pick<'c>, RequestError> {
+    let lb = LbRequest {
+        headers: Some(&out.headers),
+        query: out.path_and_query.query(),
+        peer: out.peer,
+        original_dst: out.original_dst,
+    };
+    let mut p = cs.choose(cluster, &shared.random, &lb)?;
+    if avoid && cluster.endpoints.len() > 1 {
+        for _ in 0..HOST_SELECTION_ATTEMPTS {
+            if !tried.contains(&p.addr) {
+                break;
+            }
+            p = cs.choose(cluster, &shared.random, &lb)?;
+        }
+    }
+    Ok(p)
+}
+
+/// Tells outlier detection how the attempt to `addr` ended.
+fn report(cs: &ClusterState, cluster: &RuntimeCluster, addr: SocketAddr, outcome: &Outcome) {
+    use crate::outlier::Outcome as Seen;
+    let seen = match outcome {
+        Outcome::Response(r) => Seen::Status(r.status().as_u16()),
+        Outcome::PerTryTimeout => Seen::LocalFailure,
+        Outcome::Failed(e)
+            if matches!(
+                e.flag,
+                ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::UT
+            ) =>
+        {
+            Seen::LocalFailure
+        }
+        Outcome::Failed(_) => return,
+    };
+    cs.report(cluster, addr, seen);
+}
+
+/// How an attempt ended.
+enum Outcome {
+    Response(Response<Incoming>),
+    Failed(RequestError),
+    PerTryTimeout,
+}
+
+impl Outcome {
+    fn into_result(self) -> Result<Response<Incoming>, RequestError> {
+        match self {
+            Outcome::Response(r) => Ok(r),
+            Outcome::Failed(e) => Err(e),
+            Outcome::PerTryTimeout => Err(timeout_error()),
+        }
+    }
+}
+
+fn timeout_error() -> RequestError {
+    RequestError::new(ResponseFlag::UT, "upstream request timeout")
+}
+
+/// Whether `policy` retries this outcome.
+fn retriable(policy: &RuntimeRetry, outcome: &Outcome, request: &HeaderMap) -> bool {
+    match outcome {
+        Outcome::Response(r) => {
+            policy.retriable_response(r.status().as_u16(), r.headers(), request)
+        }
+        Outcome::PerTryTimeout => policy.retriable_failure(AttemptFailure::PerTryTimeout),
+        Outcome::Failed(e) => {
+            let failure = match e.flag {
+                ResponseFlag::UF => AttemptFailure::ConnectFailure,
+                ResponseFlag::UC | ResponseFlag::UPE if e.refused_stream => {
+                    AttemptFailure::RefusedStream
+                }
+                ResponseFlag::UC | ResponseFlag::UPE => AttemptFailure::Reset,
+                // The client's side failed (its body, its connection): nothing to retry.
+                _ => return false,
+            };
+            policy.retriable_failure(failure)
+        }
+    }
+}
+
+/// Runs attempts until one is final: a response or failure the policy does not retry, no
+/// retry left (URX), a body too large to send again, or the route timeout (UT).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    shared: &Shared,
+    cluster: &RuntimeCluster,
+    cs: &ClusterState,
+    policy: Option<&RuntimeRetry>,
+    timeout: Option<Duration>,
+    mut out: Outgoing,
+    replay: &mut Replay,
+    flags: &mut FlagSet,
+) -> Result<Response<Incoming>, RequestError> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let avoid = policy.is_some_and(|p| p.ignore_previous_hosts);
+    let mut tried = Vec::new();
+    let mut attempt: u32 = 1;
+    // Held through a retry attempt: `maxRetries` counts retries in flight, cluster-wide.
+    let mut _retry_slot = None;
+    loop {
+        let mut chosen = pick(shared, cluster, cs, &out, &tried, avoid)?;
+        tried.push(chosen.addr);
+        let target = Target {
+            addr: chosen.addr,
+            authority: chosen.authority.clone(),
+        };
+        // Without a policy there is one attempt: its headers need no copy.
+        let mut headers = match policy {
+            Some(_) => out.headers.clone(),
+            None => std::mem::take(&mut out.headers),
+        };
+        headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+        let body = replay.attempt();
+        let per_try = policy.and_then(|p| p.per_try_timeout);
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let limit = match (per_try, remaining) {
+            (Some(p), Some(r)) => Some(p.min(r)),
+            (p, r) => p.or(r),
+        };
+        let send = send_once(cs, cluster, &target, &out, headers, body);
+        let outcome = match limit {
+            Some(limit) => match tokio::time::timeout(limit, send).await {
+                Ok(Ok(r)) => Outcome::Response(r),
+                Ok(Err(e)) => Outcome::Failed(e),
+                Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(timeout_error());
+                }
+                Err(_) => Outcome::PerTryTimeout,
+            },
+            None => match send.await {
+                Ok(r) => Outcome::Response(r),
+                Err(e) => Outcome::Failed(e),
+            },
+        };
+        report(cs, cluster, target.addr, &outcome);
+        let Some(policy) = policy.filter(|p| retriable(p, &outcome, &out.headers)) else {
+            if attempt > 1 && matches!(outcome, Outcome::Response(_)) {
+                Metrics::cluster_inc(&shared.metrics.retry_successes, &cluster.name);
+            }
+            let mut result = outcome.into_result();
+            if let (Ok(resp), Some(cookie)) = (&mut result, chosen.set_cookie.take()) {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            return result;
+        };
+        if attempt > policy.retries {
+            flags.add(ResponseFlag::URX);
+            Metrics::cluster_inc(&shared.metrics.retry_limit_exceeded, &cluster.name);
+            return outcome.into_result();
+        }
+        _retry_slot = cs.retry_slot(cluster);
+        if _retry_slot.is_none() {
+            tracing::debug!(cluster = %cluster.name, "retry budget (maxRetries) spent");
+            return outcome.into_result();
+        }
+        if !replay.replayable() {
+            tracing::debug!(cluster = %cluster.name, "request body too large to retry");
+            return outcome.into_result();
+        }
+        let wait = policy.backoff(attempt, shared.random.u64());
+        if let Some(d) = deadline {
+            if Instant::now() + wait >= d {
+                tokio::time::sleep_until(d).await;
+                return Err(timeout_error());
+            }
+        }
+        // The failed attempt's response is discarded before waiting.
+        drop(outcome);
+        tokio::time::sleep(wait).await;
+        tracing::debug!(cluster = %cluster.name, attempt = attempt + 1, "retrying");
+        Metrics::cluster_inc(&shared.metrics.retries, &cluster.name);
+        attempt += 1;
+    }
+}
