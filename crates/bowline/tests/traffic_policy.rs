@@ -716,3 +716,49 @@ async fn proxy_command_takes_its_locality_from_the_flag() {
     assert!(clusters.contains(&format!("::{}::locality::eu/zone9/sub1", remote.addr)));
     assert!(names.iter().all(|n| n == "local"), "{names:?}");
 }
+
+/// `tcp.maxConnections` on a TCP service: Envoy's TCP proxy refuses connections beyond the
+/// cluster's limit (closed at once, flag UO) and admits again once one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_max_connections_refuses_beyond_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = testkit::TcpEcho::start("db").await;
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: db, namespace: default}}\nspec:\n  hosts: [db.default.svc.cluster.local]\n  addresses: [240.0.0.9]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 5432, name: tcp, protocol: TCP}}]\n  endpoints:\n  - address: {}\n    ports: {{tcp: {}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: db, namespace: default}}\nspec:\n  host: db.default.svc.cluster.local\n  trafficPolicy:\n    connectionPool:\n      tcp: {{maxConnections: 1}}\n",
+        echo.addr.ip(),
+        echo.addr.port()
+    );
+    let proxy = TestProxy::start(snapshot(&yaml, "")).await;
+    let addr = proxy.addr("240.0.0.9_5432");
+    let roundtrip = |mut s: tokio::net::TcpStream| async move {
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        (s, String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    let (first, reply) = roundtrip(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+    assert_eq!(reply, "db:ping");
+    let (_, refused) = roundtrip(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+    assert_eq!(
+        refused, "",
+        "second connection closed without reaching the backend"
+    );
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, reply) = roundtrip(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+        if reply == "db:ping" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, stats) = proxy.admin("/stats/prometheus").await;
+    assert!(
+        stats.contains("bowline_errors_total{response_flag=\"UO\"}"),
+        "{stats}"
+    );
+}

@@ -691,4 +691,31 @@ mod tests {
         assert!((60..250).contains(&counts[2]), "{counts:?}");
         assert!(counts[0] > 1200 && counts[1] > 1200, "{counts:?}");
     }
+
+    #[test]
+    fn max_retries_and_max_requests_are_cluster_wide_budgets() {
+        let (store, _) = state(LbPolicy::RoundRobin, &[1, 1]);
+        let mut snapshot = store.load().runtime.source.clone();
+        let pool = &mut snapshot.clusters[0].policy.connection_pool;
+        pool.max_retries = Some(1);
+        pool.max_requests = Some(2);
+        store.apply(snapshot).unwrap();
+        let s = store.load();
+        let (c, cs) = (&s.runtime.clusters[0], &s.clusters[0]);
+        let first = cs.retry_slot(c).expect("one retry allowed");
+        assert!(
+            cs.retry_slot(c).is_none(),
+            "budget spent while the retry is in flight"
+        );
+        drop(first);
+        assert!(cs.retry_slot(c).is_some(), "and back once it ends");
+        let random = Random::seeded(1);
+        let req = LbRequest::tcp(None, None);
+        let a = cs.choose(c, &random, &req).unwrap();
+        let _b = cs.choose(c, &random, &req).unwrap();
+        let third = cs.choose(c, &random, &req);
+        assert_eq!(third.err().map(|e| e.flag), Some(ResponseFlag::UO));
+        drop(a);
+        assert!(cs.choose(c, &random, &req).is_ok());
+    }
 }
