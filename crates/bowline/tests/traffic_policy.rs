@@ -762,3 +762,40 @@ async fn tcp_max_connections_refuses_beyond_the_limit() {
         "{stats}"
     );
 }
+
+/// When outlier detection has ejected every endpoint (and `minHealthPercent` is Istio's 0),
+/// the proxy answers 503 `no healthy upstream` (UH) itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_endpoints_ejected_answers_uh() {
+    // 502, not 503: Istio's default retry policy retries 503s, which would hide the count.
+    let only = StatusBackend::start("only", 502).await;
+    let yaml = format!(
+        "{}---\n{}",
+        service_entry(&[(only.addr, "")]),
+        destination_rule(
+            "    outlierDetection: {consecutiveGatewayErrors: 2, consecutive5xxErrors: 0, interval: 1s, baseEjectionTime: 30s}\n"
+        )
+    );
+    let (proxy, addr) = start(&yaml, "").await;
+    for _ in 0..2 {
+        assert_eq!(call(addr, "/").await.text(), "only");
+    }
+    let r = call(addr, "/").await;
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no healthy upstream".to_string()
+        )
+    );
+    assert_eq!(only.hits(), 2);
+    let (_, stats) = proxy.admin("/stats/prometheus").await;
+    assert!(
+        stats.contains("bowline_errors_total{response_flag=\"UH\"} 1"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("bowline_outlier_detection_ejections_enforced_total{"),
+        "{stats}"
+    );
+}
