@@ -799,3 +799,48 @@ async fn all_endpoints_ejected_answers_uh() {
         "{stats}"
     );
 }
+
+/// TLS origination on a TCP service (the proxy wraps the client's plain bytes in TLS), and a
+/// DestinationRule whose certificate files are missing: its requests fail with 503 (UF) while
+/// the rest of the configuration is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_tls_origination_and_unusable_tls_files() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let server = TlsBackend::start("secure", pki.server("backend.example", false)).await;
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: db, namespace: default}}\nspec:\n  hosts: [db.default.svc.cluster.local]\n  addresses: [240.0.0.7]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{{number: 5433, name: tcp, protocol: TCP}}]\n  endpoints:\n  - address: {}\n    ports: {{tcp: {}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: db, namespace: default}}\nspec:\n  host: db.default.svc.cluster.local\n  trafficPolicy:\n    tls: {{mode: SIMPLE, caCertificates: {}, sni: backend.example}}\n",
+        server.addr.ip(),
+        server.addr.port(),
+        pki.path("ca.pem")
+    );
+    let proxy = TestProxy::start(snapshot(&yaml, "")).await;
+    let mut s = tokio::net::TcpStream::connect(proxy.addr("240.0.0.7_5433"))
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: db\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200") && reply.ends_with("secure"),
+        "{reply}"
+    );
+    assert_eq!(
+        server.handshakes().last().cloned(),
+        Some((Some("backend.example".into()), false))
+    );
+
+    let missing = tls_yaml(
+        server.addr,
+        "      mode: SIMPLE\n      caCertificates: /nonexistent/ca.pem\n      sni: backend.example\n",
+    );
+    let (_p, addr) = start(&missing, "").await;
+    let r = call(addr, "/").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().contains("/nonexistent/ca.pem"), "{}", r.text());
+}

@@ -220,8 +220,6 @@ pub enum ProxyError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cluster `{cluster}`: upstream TLS settings unusable: {reason}")]
-    ClusterTls { cluster: String, reason: String },
     #[error("cannot start the admin thread: {0}")]
     AdminThread(std::io::Error),
 }

@@ -103,7 +103,8 @@ pub struct Pool {
     pub proto: Proto,
     pub settings: ConnectionPool,
     pub connect_timeout: Duration,
-    tls: Option<Connector>,
+    /// The TLS connector, or why the cluster's TLS settings are unusable.
+    tls: Result<Option<Connector>, String>,
     breakers: Arc<Breakers>,
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     /// Woken when a connection is returned or closed, for pending requests.
@@ -116,7 +117,7 @@ impl Pool {
         proto: Proto,
         settings: ConnectionPool,
         connect_timeout: Duration,
-        tls: Option<Connector>,
+        tls: Result<Option<Connector>, String>,
         breakers: Arc<Breakers>,
     ) -> Arc<Pool> {
         Arc::new_cyclic(|me| Pool {
@@ -310,8 +311,15 @@ impl Pool {
             freed.notify_waiters();
         };
         match &self.tls {
-            None => self.handshake(TokioIo::new(tcp), addr, on_close).await,
-            Some(t) => {
+            Err(reason) => {
+                on_close();
+                Err(RequestError::new(
+                    ResponseFlag::UF,
+                    format!("{addr}: TLS settings: {reason}"),
+                ))
+            }
+            Ok(None) => self.handshake(TokioIo::new(tcp), addr, on_close).await,
+            Ok(Some(t)) => {
                 let tls = tokio::time::timeout(
                     self.connect_timeout,
                     t.connector.connect(t.server_name.clone(), tcp),

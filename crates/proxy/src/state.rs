@@ -69,6 +69,8 @@ pub struct ClusterState {
     /// Request counters by [`crate::metrics::CodeClass`] index.
     pub counters: [Counter; 5],
     pub upstream: Upstream,
+    /// TLS origination for the TCP proxy (DestinationRule `tls` on a TCP port), no ALPN.
+    pub tcp_tls: Result<Option<crate::upstream_tls::Connector>, String>,
     /// `useClientProtocol`: HTTP/2 requests go upstream as HTTP/2 on this instead.
     client_h2: Option<Upstream>,
     /// What outlives the snapshot: breakers, ejections, warm-up clocks.
@@ -423,7 +425,7 @@ impl ClusterShared {
     }
 
     /// The cluster's pool for these settings, reused while they stay the same.
-    fn pool(&self, c: &RuntimeCluster) -> Result<Arc<Pool>, crate::upstream_tls::TlsError> {
+    fn pool(&self, c: &RuntimeCluster) -> Arc<Pool> {
         let key: PoolKey = (
             c.protocol,
             c.policy.connection_pool.clone(),
@@ -433,14 +435,17 @@ impl ClusterShared {
         let mut slot = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((k, p)) = slot.as_ref() {
             if *k == key {
-                return Ok(p.clone());
+                return p.clone();
             }
         }
         let (proto, alpn): (Proto, &[&[u8]]) = match c.protocol {
             UpstreamProtocol::Http1 => (Proto::H1, &[b"http/1.1"]),
             UpstreamProtocol::Http2 => (Proto::H2, &[b"h2"]),
         };
-        let tls = crate::upstream_tls::connector(&c.policy.tls, alpn)?;
+        let tls = crate::upstream_tls::connector(&c.policy.tls, alpn).map_err(|e| {
+            tracing::warn!(cluster = %c.name, error = %e, "upstream TLS settings unusable");
+            e.to_string()
+        });
         let pool = Pool::new(
             proto,
             c.policy.connection_pool.clone(),
@@ -449,7 +454,7 @@ impl ClusterShared {
             self.breakers.clone(),
         );
         *slot = Some((key, pool.clone()));
-        Ok(pool)
+        pool
     }
 }
 
@@ -554,17 +559,18 @@ fn build(
             .clone();
         cluster_shared.saw(c, fresh);
         let upstream = if needs_pool(c) {
-            let pool = cluster_shared.pool(c).map_err(|e| ProxyError::ClusterTls {
-                cluster: c.name.clone(),
-                reason: e.to_string(),
-            })?;
-            Upstream::Pooled(pool)
+            Upstream::Pooled(cluster_shared.pool(c))
         } else {
             match c.protocol {
                 UpstreamProtocol::Http1 => Upstream::H1(Box::new(upstreams.h1(c.connect_timeout))),
                 UpstreamProtocol::Http2 => Upstream::H2(upstreams.h2()),
             }
         };
+        // Unusable TLS settings fail this cluster's connections (UF), not the whole snapshot.
+        let tcp_tls = crate::upstream_tls::connector(&c.policy.tls, &[]).map_err(|e| {
+            tracing::warn!(cluster = %c.name, error = %e, "upstream TLS settings unusable");
+            e.to_string()
+        });
         let labels = ClusterLabels {
             cluster: c.name.clone(),
         };
@@ -574,6 +580,7 @@ fn build(
             authorities: c.endpoints.iter().map(|e| authority(e.addr)).collect(),
             counters: metrics.cluster_counters(&c.name),
             upstream,
+            tcp_tls,
             client_h2: (c.policy.connection_pool.use_client_protocol
                 && c.protocol == UpstreamProtocol::Http1
                 && !needs_pool(c))

@@ -58,9 +58,48 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
         }
     };
     let _ = up.set_nodelay(true);
+    // DestinationRule `tls` on a TCP service: originate TLS to the endpoint.
+    let tls = match &cs.tcp_tls {
+        Ok(t) => t,
+        Err(reason) => {
+            return fail(
+                shared,
+                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS settings: {reason}")),
+            )
+        }
+    };
+    if let Some(t) = tls {
+        let tls = tokio::time::timeout(
+            cluster.connect_timeout,
+            t.connector.connect(t.server_name.clone(), up),
+        )
+        .await;
+        return match tls {
+            Ok(Ok(mut up)) => relay(shared, addr, &mut down, &mut up).await,
+            Ok(Err(e)) => {
+                cs.report(cluster, addr, Outcome::LocalFailure);
+                fail(
+                    shared,
+                    RequestError::new(ResponseFlag::UF, format!("{addr}: TLS error: {e}")),
+                )
+            }
+            Err(_) => fail(
+                shared,
+                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS handshake timeout")),
+            ),
+        };
+    }
+    relay(shared, addr, &mut down, &mut up).await;
+}
+
+/// Copies bytes both ways until either side closes or the drain is forced.
+async fn relay<U>(shared: &Shared, addr: std::net::SocketAddr, down: &mut TcpStream, up: &mut U)
+where
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut drain = shared.drain.watch();
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
+        r = tokio::io::copy_bidirectional(down, up) => {
             if let Err(e) = r {
                 // A reset from either side ends the stream; we cannot tell which from here.
                 tracing::debug!(%addr, error = %e, "tcp stream ended with an error");
