@@ -1,5 +1,5 @@
 //! istio.io's traffic-policy scenarios (circuit breaking, outlier detection, consistent hash,
-//! locality failover, load-balancing policies, TLS origination) end to end: Istio YAML (our own
+//! locality failover, load-balancing policies; TLS origination is in `traffic_policy_tls`) end to end: Istio YAML (our own
 //! copies) parsed and validated by `api`, compiled for a sidecar by `model`, served by a real
 //! proxy over real sockets to real backends.
 
@@ -8,75 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api::types::mesh::MeshConfig;
 use http::StatusCode;
 use testkit::client::{self, get, Reply};
-use testkit::misbehave::{StatusBackend, TlsBackend};
+use testkit::misbehave::StatusBackend;
 use testkit::TestProxy;
 
-const HOST: &str = "httpbin.default.svc.cluster.local";
-
-/// Parses and validates `yaml`, compiles it for a sidecar in `default` at `locality`, and
-/// moves the listeners to free loopback ports.
-fn snapshot(yaml: &str, locality: &str) -> model::ProxySnapshot {
-    let resources: Vec<api::Resource> = api::load_str("test.yaml", yaml)
-        .into_iter()
-        .map(|d| match d {
-            api::Decoded::Resource(r) => *r,
-            other => panic!("not a resource: {other:?}"),
-        })
-        .collect();
-    for r in &resources {
-        let errors: Vec<_> = r
-            .validate()
-            .findings
-            .into_iter()
-            .filter(|f| f.severity == api::Severity::Error)
-            .collect();
-        assert!(errors.is_empty(), "{}: {errors:?}", r.id());
-    }
-    let mut proxy = model::ProxyIdentity::new(model::Role::Sidecar, "default");
-    proxy.locality = locality.to_string();
-    let compiled = model::compile(&resources, &MeshConfig::istio_default(), &proxy).unwrap();
-    assert!(compiled.warnings.is_empty(), "{:?}", compiled.warnings);
-    let mut snap = compiled.snapshot;
-    for l in &mut snap.listeners {
-        l.address = "127.0.0.1".parse().unwrap();
-        l.port = 0;
-    }
-    snap
-}
-
-/// A ServiceEntry for `HOST` on port 8000 backed by `endpoints` (address, locality).
-fn service_entry(endpoints: &[(SocketAddr, &str)]) -> String {
-    let mut eps = String::new();
-    for (i, (a, locality)) in endpoints.iter().enumerate() {
-        eps.push_str(&format!(
-            "  - address: {}\n    ports: {{http: {}}}\n    labels: {{instance: i{i}}}\n    locality: {locality}\n",
-            a.ip(),
-            a.port()
-        ));
-    }
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: httpbin, namespace: default}}\nspec:\n  hosts: [{HOST}]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports: [{{number: 8000, name: http, protocol: HTTP}}]\n  endpoints:\n{eps}"
-    )
-}
-
-fn destination_rule(traffic_policy: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: httpbin, namespace: default}}\nspec:\n  host: {HOST}\n  trafficPolicy:\n{traffic_policy}"
-    )
-}
-
-async fn start(yaml: &str, locality: &str) -> (TestProxy, SocketAddr) {
-    let proxy = TestProxy::start(snapshot(yaml, locality)).await;
-    let addr = proxy.addr("0.0.0.0_8000");
-    (proxy, addr)
-}
-
-async fn call(addr: SocketAddr, path: &str) -> Reply {
-    client::send(addr, get(HOST, path)).await
-}
+mod policy_support;
+use policy_support::*;
 
 /// Sends `n` requests from `concurrency` workers, each waiting for its reply before the next.
 async fn load(addr: SocketAddr, n: usize, concurrency: usize) -> Vec<Reply> {
@@ -258,14 +196,6 @@ async fn outlier_detection_ejects_the_failing_endpoint_and_returns_it() {
     );
 }
 
-async fn futures_names(addr: SocketAddr, n: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(call(addr, "/").await.text());
-    }
-    out
-}
-
 async fn owners(addr: SocketAddr, keys: usize) -> BTreeMap<usize, String> {
     let mut out = BTreeMap::new();
     for k in 0..keys {
@@ -419,10 +349,6 @@ async fn locality_failover_needs_outlier_detection() {
     assert_eq!(count_name(&names, "local"), 10, "no preference: {names:?}");
 }
 
-fn count_name(names: &[String], n: &str) -> usize {
-    names.iter().filter(|x| *x == n).count()
-}
-
 /// RANDOM spreads evenly; LEAST_REQUEST (power of two choices) sends less to a slow endpoint
 /// that keeps requests in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,174 +378,6 @@ async fn least_request_and_random_distribute() {
     assert!(
         to_b > to_a * 2,
         "least request avoids the slow endpoint: a {to_a}, b {to_b}"
-    );
-}
-
-struct Pki {
-    dir: tempfile::TempDir,
-    ca: rcgen::Certificate,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test ca");
-        let ca = params.self_signed(&key).unwrap();
-        let issuer = rcgen::Issuer::new(params, key);
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-            ca,
-            issuer,
-        };
-        std::fs::write(pki.path("ca.pem"), pki.ca.pem()).unwrap();
-        pki
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).display().to_string()
-    }
-
-    /// A leaf for `name` signed by the CA: (cert DER, key DER), also written as `<file>.pem`
-    /// and `<file>-key.pem`.
-    fn leaf(
-        &self,
-        name: &str,
-        file: &str,
-    ) -> (
-        rustls::pki_types::CertificateDer<'static>,
-        rustls::pki_types::PrivateKeyDer<'static>,
-    ) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .unwrap()
-            .signed_by(&key, &self.issuer)
-            .unwrap();
-        std::fs::write(self.path(&format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(self.path(&format!("{file}-key.pem")), key.serialize_pem()).unwrap();
-        (
-            cert.der().clone(),
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-    }
-
-    fn server(&self, name: &str, require_client: bool) -> Arc<rustls::ServerConfig> {
-        let (cert, key) = self.leaf(name, "server");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = if require_client {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(self.ca.der().clone()).unwrap();
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            builder.with_client_cert_verifier(v)
-        } else {
-            builder.with_no_client_auth()
-        };
-        Arc::new(builder.with_single_cert(vec![cert], key).unwrap())
-    }
-}
-
-fn tls_yaml(backend: SocketAddr, tls: &str) -> String {
-    format!(
-        "{}---\n{}",
-        service_entry(&[(backend, "")]),
-        destination_rule(&format!("    tls:\n{tls}"))
-    )
-}
-
-/// istio.io TLS origination (egress): `SIMPLE` with `caCertificates` and `sni`, `MUTUAL` with a
-/// client certificate the server requires, and `insecureSkipVerify` against an unknown CA.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_tls_simple_mutual_and_insecure_skip_verify() {
-    let pki = Pki::new();
-    let server = TlsBackend::start("secure", pki.server("backend.example", false)).await;
-    let ca = pki.path("ca.pem");
-
-    let simple = tls_yaml(
-        server.addr,
-        &format!("      mode: SIMPLE\n      caCertificates: {ca}\n      sni: backend.example\n"),
-    );
-    let (_p, addr) = start(&simple, "").await;
-    let r = call(addr, "/").await;
-    assert_eq!((r.status, r.text()), (StatusCode::OK, "secure".to_string()));
-    assert_eq!(
-        server.handshakes().last().cloned(),
-        Some((Some("backend.example".into()), false))
-    );
-
-    let wrong_name = tls_yaml(
-        server.addr,
-        &format!("      mode: SIMPLE\n      caCertificates: {ca}\n      sni: other.example\n"),
-    );
-    let (_p, addr) = start(&wrong_name, "").await;
-    let r = call(addr, "/").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
-
-    let san = tls_yaml(server.addr, &format!("      mode: SIMPLE\n      caCertificates: {ca}\n      sni: other.example\n      subjectAltNames: [backend.example]\n"));
-    let (_p, addr) = start(&san, "").await;
-    assert_eq!(
-        call(addr, "/").await.status,
-        StatusCode::OK,
-        "subjectAltNames checked instead of SNI"
-    );
-
-    let mutual_server = TlsBackend::start("mutual", pki.server("backend.example", true)).await;
-    pki.leaf("client.example", "client");
-    let mutual = tls_yaml(
-        mutual_server.addr,
-        &format!(
-            "      mode: MUTUAL\n      caCertificates: {ca}\n      sni: backend.example\n      clientCertificate: {}\n      privateKey: {}\n",
-            pki.path("client.pem"),
-            pki.path("client-key.pem")
-        ),
-    );
-    let (_p, addr) = start(&mutual, "").await;
-    let r = call(addr, "/").await;
-    assert_eq!((r.status, r.text()), (StatusCode::OK, "mutual".to_string()));
-    assert_eq!(mutual_server.handshakes().last().map(|h| h.1), Some(true));
-    let no_cert = tls_yaml(
-        mutual_server.addr,
-        &format!("      mode: SIMPLE\n      caCertificates: {ca}\n      sni: backend.example\n"),
-    );
-    let (_p, addr) = start(&no_cert, "").await;
-    assert_eq!(
-        call(addr, "/").await.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server requires a client cert"
-    );
-
-    let other_pki = Pki::new();
-    let stranger = TlsBackend::start("stranger", other_pki.server("backend.example", false)).await;
-    let verify = tls_yaml(
-        stranger.addr,
-        &format!("      mode: SIMPLE\n      caCertificates: {ca}\n      sni: backend.example\n"),
-    );
-    let (_p, addr) = start(&verify, "").await;
-    assert_eq!(
-        call(addr, "/").await.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unknown CA refused"
-    );
-    let skip = tls_yaml(
-        stranger.addr,
-        "      mode: SIMPLE\n      sni: backend.example\n      insecureSkipVerify: true\n",
-    );
-    let (_p, addr) = start(&skip, "").await;
-    let r = call(addr, "/").await;
-    assert_eq!(
-        (r.status, r.text()),
-        (StatusCode::OK, "stranger".to_string())
     );
 }
 
@@ -668,16 +426,20 @@ async fn proxy_command_takes_its_locality_from_the_flag() {
         destination_rule("    outlierDetection: {consecutive5xxErrors: 5}\n")
     );
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
-    let free = || testkit::closed_addr();
-    let (port, admin) = (free().port(), free());
+    let port = testkit::closed_addr().port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bowline"))
         .args(["proxy", "--config-dir"])
         .arg(dir.path())
         .args(["--role", "sidecar", "--namespace", "default"])
         .args(["--locality", "us-east/zone1/sub1"])
         .arg(format!("--port-offset={}", i32::from(port) - 8000))
-        .args(["--admin-addr", &admin.to_string()])
-        .args(["--health-addr", &free().to_string()])
+        // The OS picks admin and health ports; the ready line says which.
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ])
         .args(["--concurrency", "1"])
         .env("NO_COLOR", "1")
         .stderr(std::process::Stdio::piped())
@@ -700,11 +462,32 @@ async fn proxy_command_takes_its_locality_from_the_flag() {
     })
     .await
     .unwrap();
-    let clusters = client::send(admin, get("admin", "/clusters")).await.text();
+    if !ready.contains("proxy ready") {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("proxy not ready:\n{ready}");
+    }
+    let admin: SocketAddr = ready
+        .split("admin=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin address in:\n{ready}"));
+    // Poll until the compiled config is in: `/clusters` lists the endpoints with priorities.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let clusters = loop {
+        let text = match tokio::net::TcpStream::connect(admin).await {
+            Ok(_) => client::send(admin, get("admin", "/clusters")).await.text(),
+            Err(_) => String::new(),
+        };
+        if text.contains("::priority::1") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let names = futures_names(format!("127.0.0.1:{port}").parse().unwrap(), 10).await;
     let _ = child.kill();
     let _ = child.wait();
-    assert!(ready.contains("proxy ready"), "{ready}");
     assert!(
         clusters.contains(&format!("::{}::priority::0", local.addr)),
         "{clusters}"
@@ -798,49 +581,4 @@ async fn all_endpoints_ejected_answers_uh() {
         stats.contains("bowline_outlier_detection_ejections_enforced_total{"),
         "{stats}"
     );
-}
-
-/// TLS origination on a TCP service (the proxy wraps the client's plain bytes in TLS), and a
-/// DestinationRule whose certificate files are missing: its requests fail with 503 (UF) while
-/// the rest of the configuration is served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_tls_origination_and_unusable_tls_files() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let pki = Pki::new();
-    let server = TlsBackend::start("secure", pki.server("backend.example", false)).await;
-    let yaml = format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: db, namespace: default}}\nspec:\n  hosts: [db.default.svc.cluster.local]\n  addresses: [240.0.0.7]\n  location: MESH_EXTERNAL\n  resolution: STATIC\n  ports: [{{number: 5433, name: tcp, protocol: TCP}}]\n  endpoints:\n  - address: {}\n    ports: {{tcp: {}}}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: db, namespace: default}}\nspec:\n  host: db.default.svc.cluster.local\n  trafficPolicy:\n    tls: {{mode: SIMPLE, caCertificates: {}, sni: backend.example}}\n",
-        server.addr.ip(),
-        server.addr.port(),
-        pki.path("ca.pem")
-    );
-    let proxy = TestProxy::start(snapshot(&yaml, "")).await;
-    let mut s = tokio::net::TcpStream::connect(proxy.addr("240.0.0.7_5433"))
-        .await
-        .unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: db\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut reply = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut reply))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        reply.starts_with("HTTP/1.1 200") && reply.ends_with("secure"),
-        "{reply}"
-    );
-    assert_eq!(
-        server.handshakes().last().cloned(),
-        Some((Some("backend.example".into()), false))
-    );
-
-    let missing = tls_yaml(
-        server.addr,
-        "      mode: SIMPLE\n      caCertificates: /nonexistent/ca.pem\n      sni: backend.example\n",
-    );
-    let (_p, addr) = start(&missing, "").await;
-    let r = call(addr, "/").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.text().contains("/nonexistent/ca.pem"), "{}", r.text());
 }
