@@ -20,7 +20,7 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters[?format=json]` `/ready` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;

@@ -156,8 +156,10 @@ impl Pool {
                 Ok(resp)
             }
             Sender::H2(mut s) => {
-                let shared = s.clone();
-                self.put(addr, Sender::H2(shared), created, used + 1);
+                if used == 0 {
+                    // A new connection: make it available to others.
+                    self.put(addr, Sender::H2(s.clone()), created, 1);
+                }
                 s.ready()
                     .await
                     .map_err(|e| PoolError::Upstream(classify(&e)))?;
@@ -238,6 +240,16 @@ impl Pool {
             };
             if !live {
                 continue;
+            }
+            if let Sender::H2(shared) = &c.sender {
+                // A multiplexed connection stays available to others while this stream runs.
+                let mine = Sender::H2(shared.clone());
+                let (created, used) = (c.created, c.used);
+                list.push(Idle {
+                    used: used + 1,
+                    ..c
+                });
+                return Some((mine, created, used));
             }
             return Some((c.sender, c.created, c.used));
         }

@@ -725,4 +725,23 @@ mod tests {
         drop(a);
         assert!(cs.choose(c, &random, &req).is_ok());
     }
+
+    #[test]
+    fn passthrough_goes_where_the_client_was_going() {
+        let (_store, s) = state(LbPolicy::Passthrough, &[1]);
+        let (c, cs) = (&s.runtime.clusters[0], &s.clusters[0]);
+        let random = Random::seeded(1);
+        let dialed: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+        let pick = cs
+            .choose(c, &random, &LbRequest::tcp(None, Some(dialed)))
+            .unwrap();
+        assert_eq!((pick.addr, pick.index), (dialed, None));
+        assert_eq!(pick.authority.as_str(), "10.1.2.3:8080");
+        let none = cs.choose(c, &random, &LbRequest::tcp(None, None));
+        assert_eq!(
+            none.err().map(|e| e.flag),
+            Some(ResponseFlag::UH),
+            "not redirected: UH"
+        );
+    }
 }
