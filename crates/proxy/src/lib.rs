@@ -9,6 +9,9 @@
 //! - [`lb`], [`outlier`], [`pool`], [`upstream_tls`]: DestinationRule traffic policy: hashing
 //!   and priority levels, outlier ejection, circuit breakers with a limited pool, upstream TLS.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
+//! - [`capture`]: the sidecar's virtual outbound (15001) and inbound (15006) listeners, by
+//!   original destination; [`mtls`]: mesh mTLS in and out; [`certs`]: the workload certificate
+//!   ([`certs::CertProvider`], rotation).
 //! - [`h1guard`]: the request-smuggling check hyper does not do.
 //! - [`error`]: failures by side, named by Istio response flag.
 //! - [`metrics`], [`admin`]: Prometheus metrics; the admin (:15000) and health (:15021) servers.
@@ -20,10 +23,12 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters[?format=json]` `/ready` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters[?format=json]` `/ready` `/certs` `POST /certs/rotate` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;
+pub mod capture;
+pub mod certs;
 pub mod drain;
 pub mod error;
 pub mod h1guard;
@@ -31,6 +36,7 @@ pub mod http;
 pub mod lb;
 pub mod listeners;
 pub mod metrics;
+pub mod mtls;
 pub mod outlier;
 pub mod pool;
 pub mod sni;
@@ -80,6 +86,9 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Seed for traffic splits and load balancing; `None` uses per-thread generators.
     pub seed: Option<u64>,
+    /// The workload certificate, for mesh mTLS; `None` serves plain text only (STRICT ports
+    /// then refuse everything).
+    pub certs: Option<Arc<certs::CertManager>>,
 }
 
 impl Default for ProxyConfig {
@@ -89,6 +98,7 @@ impl Default for ProxyConfig {
             health_addr: SocketAddr::from(([0, 0, 0, 0], 15021)),
             limits: Limits::default(),
             seed: None,
+            certs: None,
         }
     }
 }
@@ -99,6 +109,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub random: state::Random,
     pub drain: drain::Drain,
+    pub certs: Option<Arc<certs::CertManager>>,
+    pub mesh_clients: Arc<mtls::MeshClients>,
     /// Bounds mirrored requests in flight.
     pub mirrors: http::mirror::Mirrors,
     builders: http::server::Builders,
@@ -131,6 +143,8 @@ pub async fn start(
             None => state::Random::Thread,
         },
         drain: drain::Drain::default(),
+        certs: config.certs.clone(),
+        mesh_clients: Arc::default(),
         mirrors: http::mirror::Mirrors::default(),
         builders: http::server::Builders::new(&config.limits),
         local_counters: metrics.cluster_counters(""),

@@ -167,7 +167,7 @@ async fn connection(
         return;
     };
     let mut info = ConnInfo::new(name.clone(), port, peer);
-    info.original_dst = crate::tcp::original_dst(&sock);
+    info.original_dst = crate::capture::original_dst(&sock);
     match &listener.kind {
         RuntimeListenerKind::Http { h2_only, .. } => {
             let h2_only = *h2_only;
@@ -176,15 +176,23 @@ async fn connection(
             crate::http::server::serve(shared, info, sock, h2_only, removed).await;
         }
         RuntimeListenerKind::Tcp { clusters } => {
-            crate::tcp::proxy(&shared, &state, clusters, sock).await;
+            let mut sock = sock;
+            let dst = info.original_dst;
+            crate::tcp::proxy(&shared, &state, clusters, &mut sock, dst).await;
         }
         RuntimeListenerKind::AutoSniff { tcp, .. } => {
             if crate::tcp::sniff_http(&sock).await {
                 drop(state);
                 crate::http::server::serve(shared, info, sock, false, removed).await;
             } else {
-                crate::tcp::proxy(&shared, &state, tcp, sock).await;
+                let mut sock = sock;
+                let dst = info.original_dst;
+                crate::tcp::proxy(&shared, &state, tcp, &mut sock, dst).await;
             }
+        }
+        RuntimeListenerKind::Capture { .. } => {
+            let state = state.clone();
+            crate::capture::serve(shared, state, info, sock, removed).await;
         }
         RuntimeListenerKind::TlsPassthrough { routes } => {
             crate::tcp::passthrough(&shared, state.clone(), routes, sock).await;

@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::error::{RequestError, ResponseFlag};
+use crate::mtls::UpstreamSecurity;
 use crate::upstream::UpstreamBody;
 use crate::upstream_tls::Connector;
 
@@ -136,9 +137,10 @@ impl Pool {
     pub async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
+        sec: &UpstreamSecurity,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, PoolError> {
-        let (sender, created, used) = self.acquire(addr).await?;
+        let (sender, created, used) = self.acquire(addr, sec).await?;
         match sender {
             Sender::H1(mut s) => {
                 let resp = s
@@ -176,9 +178,10 @@ impl Pool {
         self: &Arc<Self>,
         cs: &crate::state::ClusterState,
         addr: SocketAddr,
+        sec: &UpstreamSecurity,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, RequestError> {
-        match self.send(addr, req).await {
+        match self.send(addr, sec, req).await {
             Ok(r) => Ok(r),
             Err(PoolError::Overflow) => {
                 cs.overflowed();
@@ -191,7 +194,11 @@ impl Pool {
         }
     }
 
-    async fn acquire(&self, addr: SocketAddr) -> Result<(Sender, Instant, u32), PoolError> {
+    async fn acquire(
+        &self,
+        addr: SocketAddr,
+        sec: &UpstreamSecurity,
+    ) -> Result<(Sender, Instant, u32), PoolError> {
         if let Some(hit) = self.take(addr) {
             return Ok(hit);
         }
@@ -212,7 +219,7 @@ impl Pool {
                 .connections
                 .try_acquire(self.settings.max_connections)
             {
-                return match self.connect(addr).await {
+                return match self.connect(addr, sec).await {
                     Ok(s) => Ok((s, Instant::now(), 0)),
                     Err(e) => {
                         self.breakers.connections.release();
@@ -307,7 +314,24 @@ impl Pool {
         });
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, RequestError> {
+    /// A new connection: the DestinationRule's TLS when set, else mesh mTLS (or a bound source)
+    /// as `sec` says, else plain TCP.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        sec: &UpstreamSecurity,
+    ) -> Result<Sender, RequestError> {
+        if matches!(self.tls, Ok(None)) && !sec.is_plain() {
+            let io = crate::mtls::connect(addr, sec, self.connect_timeout)
+                .await
+                .map_err(|e| RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")))?;
+            let (breakers, freed) = (self.breakers.clone(), self.freed.clone());
+            let on_close = move || {
+                breakers.connections.release();
+                freed.notify_waiters();
+            };
+            return self.handshake(TokioIo::new(io), addr, on_close).await;
+        }
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| RequestError::new(ResponseFlag::UF, format!("{addr}: connect timeout")))?

@@ -308,7 +308,7 @@ impl ClusterState {
 
     fn pick_all(&self, c: &RuntimeCluster, random: &Random) -> Option<usize> {
         match c.lb_policy {
-            LbPolicy::RoundRobin | LbPolicy::Passthrough => {
+            LbPolicy::RoundRobin => {
                 let n = self.next.fetch_add(1, Ordering::Relaxed);
                 Some(c.schedule[n % c.schedule.len()] as usize)
             }
@@ -322,6 +322,8 @@ impl ClusterState {
                     a
                 })
             }
+            // The original destination, not an endpoint: the caller has it.
+            LbPolicy::Passthrough => None,
         }
     }
 

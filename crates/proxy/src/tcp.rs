@@ -1,9 +1,12 @@
-//! Opaque TCP proxying, TLS passthrough by SNI, and protocol sniffing.
+//! Opaque TCP proxying (to endpoints or, for passthrough clusters, the original destination;
+//! with mesh mTLS where the cluster asks for it), TLS passthrough by SNI, and protocol sniffing.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use model::runtime::WeightedSet;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::drain::Phase;
@@ -13,93 +16,81 @@ use crate::outlier::Outcome;
 use crate::state::State;
 use crate::Shared;
 
-/// Proxies `down` to an endpoint of a cluster from `clusters`, bytes both ways, until either
-/// side closes or the drain is forced.
-pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut down: TcpStream) {
+/// Proxies `down` to an endpoint of a cluster from `clusters` (or, for a passthrough cluster,
+/// to `original_dst`), bytes both ways, until either side closes or the drain is forced.
+/// Returns false when no upstream connection was made (the caller may reset a socket).
+pub async fn proxy<S>(
+    shared: &Shared,
+    state: &State,
+    clusters: &WeightedSet,
+    down: &mut S,
+    original_dst: Option<SocketAddr>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
     let ci = clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let lb = LbRequest::tcp(down.peer_addr().ok().map(|a| a.ip()), original_dst(&down));
-    let pick = match cs.choose(cluster, &shared.random, &lb) {
+    let pick = match cs.choose(cluster, &shared.random, &LbRequest::tcp(None, original_dst)) {
         Ok(p) => p,
-        Err(e) => return fail(shared, e),
+        Err(e) => {
+            fail(shared, e);
+            return false;
+        }
     };
-    let addr = pick.addr;
+    let (addr, ei) = (pick.addr, pick.index);
     // Envoy's TCP proxy honours the cluster's maxConnections circuit breaker.
     let Some(_connection) = crate::pool::Slot::acquire(
         &cs.shared.breakers,
         |b| &b.connections,
         cluster.policy.connection_pool.max_connections,
     ) else {
-        return fail(
+        fail(
             shared,
             RequestError::new(
                 ResponseFlag::UO,
                 format!("{}: maxConnections reached", cluster.name),
             ),
         );
+        return false;
     };
-    let mut up = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
+    let mesh = shared.certs.as_ref().map(|c| &c.mesh);
+    let mut sec = match crate::mtls::upstream_security(mesh, state, ci, ei, addr, false) {
+        Ok(s) => s,
+        Err(e) => {
+            fail(shared, e);
+            return false;
+        }
+    };
+    // DestinationRule `tls` (SIMPLE/MUTUAL) on a TCP service: originate TLS to the endpoint.
+    match &cs.tcp_tls {
+        Ok(Some(t)) if sec.tls.is_none() => {
+            sec.tls = Some((t.config.clone(), t.server_name.clone()));
+        }
+        Ok(_) => {}
+        Err(reason) => {
+            fail(
+                shared,
+                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS settings: {reason}")),
+            );
+            return false;
+        }
+    }
+    let mut up = match crate::mtls::connect(addr, &sec, cluster.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
             cs.report(cluster, addr, Outcome::LocalFailure);
-            return fail(
+            fail(
                 shared,
                 RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")),
             );
-        }
-        Err(_) => {
-            cs.report(cluster, addr, Outcome::LocalFailure);
-            return fail(
-                shared,
-                RequestError::new(ResponseFlag::UF, format!("{addr}: connect timeout")),
-            );
+            return false;
         }
     };
-    let _ = up.set_nodelay(true);
-    // DestinationRule `tls` on a TCP service: originate TLS to the endpoint.
-    let tls = match &cs.tcp_tls {
-        Ok(t) => t,
-        Err(reason) => {
-            return fail(
-                shared,
-                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS settings: {reason}")),
-            )
-        }
-    };
-    if let Some(t) = tls {
-        let tls = tokio::time::timeout(
-            cluster.connect_timeout,
-            t.connector.connect(t.server_name.clone(), up),
-        )
-        .await;
-        return match tls {
-            Ok(Ok(mut up)) => relay(shared, addr, &mut down, &mut up).await,
-            Ok(Err(e)) => {
-                cs.report(cluster, addr, Outcome::LocalFailure);
-                fail(
-                    shared,
-                    RequestError::new(ResponseFlag::UF, format!("{addr}: TLS error: {e}")),
-                )
-            }
-            Err(_) => fail(
-                shared,
-                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS handshake timeout")),
-            ),
-        };
-    }
-    relay(shared, addr, &mut down, &mut up).await;
-}
-
-/// Copies bytes both ways until either side closes or the drain is forced.
-async fn relay<U>(shared: &Shared, addr: std::net::SocketAddr, down: &mut TcpStream, up: &mut U)
-where
-    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
     let mut drain = shared.drain.watch();
     tokio::select! {
-        r = tokio::io::copy_bidirectional(down, up) => {
+        r = tokio::io::copy_bidirectional(down, &mut up) => {
             if let Err(e) = r {
                 // A reset from either side ends the stream; we cannot tell which from here.
                 tracing::debug!(%addr, error = %e, "tcp stream ended with an error");
@@ -107,15 +98,7 @@ where
         }
         _ = drain.reached(Phase::Forced) => {}
     }
-}
-
-/// The address the client dialed before iptables redirected it here (`SO_ORIGINAL_DST`), for
-/// `PASSTHROUGH` clusters; `None` for connections that were not redirected.
-pub fn original_dst(sock: &TcpStream) -> Option<std::net::SocketAddr> {
-    use nix::sys::socket::{getsockopt, sockopt};
-    let a = getsockopt(sock, sockopt::OriginalDst).ok()?;
-    let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-    Some(std::net::SocketAddr::from((ip, u16::from_be(a.sin_port))))
+    true
 }
 
 fn fail(shared: &Shared, e: RequestError) {
@@ -184,11 +167,13 @@ pub async fn passthrough(
     shared: &Shared,
     state: Arc<State>,
     routes: &[model::runtime::RuntimeSniRoute],
-    down: TcpStream,
+    mut down: TcpStream,
 ) {
     let sni = peek_sni(&down).await;
     match routes.iter().find(|r| r.matches(sni.as_deref())) {
-        Some(r) => proxy(shared, &state, &r.clusters, down).await,
+        Some(r) => {
+            proxy(shared, &state, &r.clusters, &mut down, None).await;
+        }
         None => fail(
             shared,
             RequestError::new(ResponseFlag::NR, format!("no route for SNI {sni:?}")),

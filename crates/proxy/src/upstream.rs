@@ -62,7 +62,7 @@ pub fn classify_h1(e: hyper_util::client::legacy::Error) -> RequestError {
     classify_hyper_chain(&e)
 }
 
-fn classify_hyper_chain(e: &(dyn std::error::Error + 'static)) -> RequestError {
+pub(crate) fn classify_hyper_chain(e: &(dyn std::error::Error + 'static)) -> RequestError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(h2) = err.downcast_ref::<h2::Error>() {

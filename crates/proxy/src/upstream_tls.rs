@@ -31,6 +31,7 @@ pub enum TlsError {
 /// What a pool needs to start TLS on a new connection.
 #[derive(Clone)]
 pub struct Connector {
+    pub config: Arc<ClientConfig>,
     pub connector: tokio_rustls::TlsConnector,
     /// Sent as SNI and used for verification unless `subjectAltNames` says otherwise.
     pub server_name: ServerName<'static>,
@@ -93,8 +94,10 @@ pub fn connector(tls: &UpstreamTls, alpn: &[&[u8]]) -> Result<Option<Connector>,
         files.sni.clone()
     };
     let server_name = ServerName::try_from(name.clone()).map_err(|_| TlsError::Sni(name))?;
+    let config = Arc::new(config);
     Ok(Some(Connector {
-        connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        connector: tokio_rustls::TlsConnector::from(config.clone()),
+        config,
         server_name,
     }))
 }

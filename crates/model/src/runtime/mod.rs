@@ -6,6 +6,7 @@
 //! path of the first problem; the proxy keeps serving the last good one.
 
 mod actions;
+mod capture;
 mod domains;
 mod matching;
 mod resilience;
@@ -22,6 +23,8 @@ use http::StatusCode;
 pub use actions::{
     redirect_location, CompiledCors, CompiledHeaderOps, CompiledRewrite, MatchedPath,
 };
+use capture::{build_kind, mesh_tls};
+pub use capture::{RuntimeChain, RuntimeMeshTls};
 pub use matching::{CompiledMatch, CompiledRouteMatch, RequestView};
 pub use resilience::{
     in_share, shadow_host, AttemptFailure, RetryOn, RuntimeFault, RuntimeMirror, RuntimeRetry,
@@ -30,7 +33,7 @@ pub use resilience::{
 
 use crate::cluster::{Cluster, HealthStatus, LbPolicy, UpstreamProtocol};
 use crate::route::{Redirect, Route, RouteAction, RouteTable, WeightedCluster};
-use crate::snapshot::{ListenerKind, ProxySnapshot};
+use crate::snapshot::{PeerMtls, ProxySnapshot};
 use domains::{DomainError, DomainIndex};
 
 /// Why a snapshot cannot be served. `at` is a path into the snapshot, e.g.
@@ -73,6 +76,8 @@ pub struct Runtime {
     pub listeners: Vec<RuntimeListener>,
     pub tables: Vec<RuntimeTable>,
     pub clusters: Vec<RuntimeCluster>,
+    /// Mesh mTLS origination per cluster (same index as `clusters`).
+    pub mesh_tls: Vec<Option<RuntimeMeshTls>>,
     cluster_index: HashMap<String, usize>,
 }
 
@@ -85,10 +90,27 @@ pub struct RuntimeListener {
 
 #[derive(Debug)]
 pub enum RuntimeListenerKind {
-    Http { table: usize, h2_only: bool },
-    Tcp { clusters: WeightedSet },
-    TlsPassthrough { routes: Vec<RuntimeSniRoute> },
-    AutoSniff { table: usize, tcp: WeightedSet },
+    Http {
+        table: usize,
+        h2_only: bool,
+    },
+    Tcp {
+        clusters: WeightedSet,
+    },
+    TlsPassthrough {
+        routes: Vec<RuntimeSniRoute>,
+    },
+    AutoSniff {
+        table: usize,
+        tcp: WeightedSet,
+    },
+    /// 15001 (`inbound: false`) or 15006: dispatch by original destination.
+    Capture {
+        inbound: bool,
+        chains: Vec<RuntimeChain>,
+        fallback: WeightedSet,
+        fallback_mtls: PeerMtls,
+    },
 }
 
 #[derive(Debug)]
@@ -384,64 +406,7 @@ impl Runtime {
                     reason: format!("address {addr} is used by another listener"),
                 });
             }
-            let table = |name: &str| {
-                table_index
-                    .get(name)
-                    .copied()
-                    .ok_or_else(|| BuildError::UnknownRef {
-                        at: format!("{at}.kind.route_table"),
-                        what: "route table",
-                        name: name.to_string(),
-                    })
-            };
-            let kind = match &l.kind {
-                ListenerKind::Http { route_table } => RuntimeListenerKind::Http {
-                    table: table(route_table)?,
-                    h2_only: false,
-                },
-                ListenerKind::Http2 { route_table } => RuntimeListenerKind::Http {
-                    table: table(route_table)?,
-                    h2_only: true,
-                },
-                ListenerKind::Tcp { clusters } => RuntimeListenerKind::Tcp {
-                    clusters: WeightedSet::build(
-                        clusters,
-                        &cluster_index,
-                        &format!("{at}.kind.clusters"),
-                    )?,
-                },
-                ListenerKind::AutoSniff {
-                    route_table,
-                    tcp_clusters,
-                } => RuntimeListenerKind::AutoSniff {
-                    table: table(route_table)?,
-                    tcp: WeightedSet::build(
-                        tcp_clusters,
-                        &cluster_index,
-                        &format!("{at}.kind.tcp_clusters"),
-                    )?,
-                },
-                ListenerKind::TlsPassthrough { routes } => RuntimeListenerKind::TlsPassthrough {
-                    routes: routes
-                        .iter()
-                        .enumerate()
-                        .map(|(r, route)| {
-                            Ok(RuntimeSniRoute {
-                                sni_hosts: route
-                                    .sni_hosts
-                                    .iter()
-                                    .map(|h| h.to_ascii_lowercase())
-                                    .collect(),
-                                clusters: WeightedSet::build(
-                                    &route.clusters,
-                                    &cluster_index,
-                                    &format!("{at}.kind.routes[{r}].clusters"),
-                                )?,
-                            })
-                        })
-                        .collect::<Result<_, BuildError>>()?,
-                },
-            };
+            let kind = build_kind(&l.kind, &at, &table_index, &cluster_index, true)?;
             listeners.push(RuntimeListener {
                 name: l.name.clone(),
                 addr,
@@ -449,11 +414,13 @@ impl Runtime {
             });
         }
 
+        let mesh_tls = mesh_tls(&snapshot, &cluster_index)?;
         Ok(Runtime {
             source: snapshot,
             listeners,
             tables,
             clusters,
+            mesh_tls,
             cluster_index,
         })
     }

@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
 use crate::route::*;
-use crate::snapshot::Listener;
+use crate::snapshot::{Listener, ListenerKind};
 use crate::{Endpoint, HealthStatus};
 
 fn cluster(name: &str, ports: &[(u16, u32)]) -> Cluster {
@@ -73,6 +73,7 @@ fn snapshot(routes: Vec<Route>) -> ProxySnapshot {
             }],
         }],
         clusters: vec![cluster("a", &[(1, 1)]), cluster("b", &[(2, 1)])],
+        ..Default::default()
     }
 }
 

@@ -16,7 +16,7 @@ use model::PER_MILLION;
 use tokio::sync::Semaphore;
 
 use super::body::Replay;
-use super::retry::{send_once, Outgoing};
+use super::retry::{send_once, Outgoing, Via};
 use crate::metrics::MirrorResult;
 use crate::state::State;
 use crate::Shared;
@@ -77,6 +77,8 @@ pub fn spawn(
     let body = replay.copy();
     let state = state.clone();
     let metrics = shared.metrics.clone();
+    let mesh = shared.certs.as_ref().map(|c| c.mesh.clone());
+    let clients = shared.mesh_clients.clone();
     let limit = timeout.unwrap_or(DEFAULT_MIRROR_TIMEOUT);
     tokio::spawn(async move {
         let _permit = permit;
@@ -86,11 +88,19 @@ pub fn spawn(
             };
             let (cluster, cs) = (&state.runtime.clusters[ci], &state.clusters[ci]);
             let _in_flight = cs.in_flight(ei);
+            let via = Via {
+                state: &state,
+                ci,
+                original_dst: None,
+                mesh: mesh.as_ref(),
+                clients: &clients,
+            };
             let target = super::retry::Target {
+                index: Some(ei),
                 addr: cluster.endpoints[ei].addr,
                 authority: cs.authorities[ei].clone(),
             };
-            match send_once(cs, cluster, &target, &out, out.headers.clone(), body).await {
+            match send_once(cs, cluster, &target, via, &out, out.headers.clone(), body).await {
                 Ok(resp) => {
                     // Read to the end so the connection can be reused; the bytes are dropped.
                     let _ = resp.into_body().collect().await;

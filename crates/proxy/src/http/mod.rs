@@ -26,8 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use model::runtime::{
-    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeListenerKind,
-    RuntimeRoute,
+    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeRoute,
 };
 use model::RequestView;
 use prometheus_client::metrics::counter::Counter;
@@ -46,8 +45,12 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer's IP as a header value, made once per connection for `x-forwarded-for`.
     pub peer_ip: HeaderValue,
-    /// Where the client was going before iptables redirected it (PASSTHROUGH clusters).
+    /// Captured connections: where the client was going (iptables' original destination).
     pub original_dst: Option<SocketAddr>,
+    /// Arrived on the virtual inbound listener (for the workload, not from it).
+    pub inbound: bool,
+    /// The mesh identity proven over mTLS, for XFCC and authorization.
+    pub mesh_peer: Option<Arc<crate::mtls::PeerInfo>>,
 }
 
 impl ConnInfo {
@@ -60,7 +63,22 @@ impl ConnInfo {
             peer,
             peer_ip,
             original_dst: None,
+            inbound: false,
+            mesh_peer: None,
         }
+    }
+
+    /// A captured connection: routing sees the port the client dialed.
+    pub fn captured(mut self, original_dst: SocketAddr, inbound: bool) -> ConnInfo {
+        self.port = original_dst.port();
+        self.original_dst = Some(original_dst);
+        self.inbound = inbound;
+        self
+    }
+
+    pub fn with_peer(mut self, peer: crate::mtls::PeerInfo) -> ConnInfo {
+        self.mesh_peer = Some(Arc::new(peer));
+        self
     }
 }
 
@@ -123,11 +141,11 @@ async fn proxy<'s>(
     flags: &mut FlagSet,
 ) -> Result<Routed<'s>, RequestError> {
     let no_route = || RequestError::new(ResponseFlag::NR, "no route");
-    let table = match state.runtime.listener(&conn.listener).map(|l| &l.kind) {
-        Some(RuntimeListenerKind::Http { table, .. })
-        | Some(RuntimeListenerKind::AutoSniff { table, .. }) => *table,
-        _ => return Err(no_route()),
-    };
+    let table = state
+        .runtime
+        .listener(&conn.listener)
+        .and_then(|l| l.kind.http_table(conn.original_dst))
+        .ok_or_else(no_route)?;
     let authority = authority_of(&req)?;
     let view = RequestView {
         method: req.method(),
@@ -216,6 +234,11 @@ async fn forward<'s>(
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
+    if conn.original_dst.is_some() {
+        // Captured: inbound appends the mTLS peer's element, outbound removes what the
+        // application sent (Envoy's APPEND_FORWARD and SANITIZE, as Istio configures sidecars).
+        crate::mtls::forward_client_cert(&mut parts.headers, conn.mesh_peer.as_deref());
+    }
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
     let authority = rewritten.unwrap_or(authority);
     route.request_headers.apply(&mut parts.headers);
@@ -251,10 +274,18 @@ async fn forward<'s>(
     }
     // An upgraded connection is tied to the one attempt that answered 101: never retried.
     let policy = f.retry.as_deref().filter(|_| !upgrade);
+    let via = retry::Via {
+        state,
+        ci,
+        original_dst: conn.original_dst,
+        mesh: shared.certs.as_ref().map(|c| &c.mesh),
+        clients: &shared.mesh_clients,
+    };
     let mut resp = retry::run(
         shared,
         cluster,
         cs,
+        via,
         policy,
         f.timeout,
         out,

@@ -3,6 +3,7 @@
 //! (the model's [`RuntimeRetry`]), jittered exponential backoff and `x-envoy-attempt-count`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -17,8 +18,9 @@ use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use crate::error::{FlagSet, RequestError, ResponseFlag};
 use crate::lb::LbRequest;
 use crate::metrics::Metrics;
+use crate::mtls::{MeshClients, MeshTls};
 use crate::pool::Proto;
-use crate::state::{ClusterState, Pick, Upstream};
+use crate::state::{ClusterState, Pick, State, Upstream};
 use crate::Shared;
 
 /// Envoy's `host_selection_retry_max_attempts` as Istio sets it: how many picks a retry makes
@@ -42,10 +44,24 @@ pub struct Outgoing {
     pub version: Version,
 }
 
-/// Where one attempt goes: an endpoint address and its URI authority.
+/// Where one attempt goes: an endpoint (`index`; `None` for a passthrough cluster's original
+/// destination), its address and its URI authority.
 pub struct Target {
+    pub index: Option<usize>,
     pub addr: SocketAddr,
     pub authority: Authority,
+}
+
+/// How attempts reach the cluster beyond the endpoint pick: the original destination (for
+/// passthrough clusters), and per endpoint mesh mTLS or a bound source address
+/// ([`crate::mtls::upstream_security`]).
+#[derive(Clone, Copy)]
+pub struct Via<'a> {
+    pub state: &'a State,
+    pub ci: usize,
+    pub original_dst: Option<SocketAddr>,
+    pub mesh: Option<&'a Arc<MeshTls>>,
+    pub clients: &'a MeshClients,
 }
 
 /// Sends one attempt to `target`; resolves with the response head.
@@ -53,14 +69,22 @@ pub async fn send_once(
     cs: &ClusterState,
     cluster: &RuntimeCluster,
     target: &Target,
+    via: Via<'_>,
     out: &Outgoing,
     mut headers: HeaderMap,
     body: UpstreamBody,
 ) -> Result<Response<Incoming>, RequestError> {
+    let addr = target.addr;
+    let sec =
+        crate::mtls::upstream_security(via.mesh, via.state, via.ci, target.index, addr, true)?;
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
-    let h1 = matches!(&cs.upstream_for(out.version), Upstream::H1(_))
-        || matches!(&cs.upstream_for(out.version), Upstream::Pooled(p) if p.proto == Proto::H1);
+    let upstream = cs.upstream_for(out.version);
+    let h1 = match upstream {
+        Upstream::H1(_) => true,
+        Upstream::H2(_) => false,
+        Upstream::Pooled(p) => p.proto == Proto::H1,
+    };
     if h1 {
         *req.uri_mut() = super::uri(Some(target.authority.clone()), out.path_and_query.clone())?;
         *req.version_mut() = Version::HTTP_11;
@@ -75,13 +99,26 @@ pub async fn send_once(
         headers.remove(header::HOST);
     }
     *req.headers_mut() = headers;
-    match cs.upstream_for(out.version) {
-        Upstream::H1(client) => client
-            .request(req)
-            .await
-            .map_err(crate::upstream::classify_h1),
-        Upstream::H2(pool) => pool.send(target.addr, cluster.connect_timeout, req).await,
-        Upstream::Pooled(pool) => pool.request(cs, target.addr, req).await,
+    match upstream {
+        Upstream::H1(client) => if sec.is_plain() {
+            client.request(req).await
+        } else {
+            via.clients
+                .h1(&sec, cluster.connect_timeout)
+                .request(req)
+                .await
+        }
+        .map_err(crate::upstream::classify_h1),
+        Upstream::H2(pool) => {
+            if sec.is_plain() {
+                pool.send(addr, cluster.connect_timeout, req).await
+            } else {
+                via.clients
+                    .h2_send(addr, &sec, cluster.connect_timeout, req)
+                    .await
+            }
+        }
+        Upstream::Pooled(pool) => pool.request(cs, addr, &sec, req).await,
     }
 }
 
@@ -182,6 +219,7 @@ pub async fn run(
     shared: &Shared,
     cluster: &RuntimeCluster,
     cs: &ClusterState,
+    via: Via<'_>,
     policy: Option<&RuntimeRetry>,
     timeout: Option<Duration>,
     mut out: Outgoing,
@@ -198,6 +236,7 @@ pub async fn run(
         let mut chosen = pick(shared, cluster, cs, &out, &tried, avoid)?;
         tried.push(chosen.addr);
         let target = Target {
+            index: chosen.index,
             addr: chosen.addr,
             authority: chosen.authority.clone(),
         };
@@ -214,7 +253,7 @@ pub async fn run(
             (Some(p), Some(r)) => Some(p.min(r)),
             (p, r) => p.or(r),
         };
-        let send = send_once(cs, cluster, &target, &out, headers, body);
+        let send = send_once(cs, cluster, &target, via, &out, headers, body);
         let outcome = match limit {
             Some(limit) => match tokio::time::timeout(limit, send).await {
                 Ok(Ok(r)) => Outcome::Response(r),
