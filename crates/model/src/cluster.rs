@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::policy::ClusterPolicy;
+
 /// A set of upstream endpoints reached the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +23,9 @@ pub struct Cluster {
     pub connect_timeout_ms: u64,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// What a DestinationRule's traffic policy adds (see [`crate::policy`]).
+    #[serde(default, skip_serializing_if = "ClusterPolicy::is_default")]
+    pub policy: ClusterPolicy,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -68,6 +73,17 @@ pub struct Endpoint {
     pub weight: u32,
     #[serde(default)]
     pub health: HealthStatus,
+    /// `region/zone/subzone`, empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locality: String,
+    /// Envoy's priority level: 0 receives traffic first; higher levels only as lower ones lose
+    /// healthy endpoints (locality failover).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn one() -> u32 {

@@ -8,6 +8,8 @@
 //!   routes, matches and actions.
 //! - [`cluster`]: upstream clusters, their endpoints and load-balancing policy, and
 //!   [`ClusterName`] for Istio's `outbound|port|subset|host` names.
+//! - [`policy`]: a cluster's compiled DestinationRule traffic policy (hashing, connection
+//!   limits, outlier detection, upstream TLS).
 //! - [`runtime`]: [`Runtime`], a validated snapshot with regexes compiled, domains indexed and
 //!   cluster references resolved to indexes, built once per snapshot, never per request; and the
 //!   request matching ([`Runtime::route`]).
@@ -22,6 +24,7 @@
 
 pub mod cluster;
 pub mod compile;
+pub mod policy;
 pub mod registry;
 pub mod route;
 pub mod runtime;
@@ -29,6 +32,10 @@ pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
 pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
+pub use policy::{
+    ClusterPolicy, ConnectionPool, ConsistentHash, HashAlgorithm, HashKey, OutlierDetection,
+    TlsFiles, UpstreamTls, Warmup,
+};
 pub use registry::Registry;
 pub use route::{
     AbortStatus, CorsPolicy, DirectResponse, FaultAbort, FaultDelay, FaultPolicy, ForwardAction,

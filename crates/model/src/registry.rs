@@ -258,9 +258,11 @@ fn kube_workload<'a>(
             .or_else(|| {
                 let region = labels.get("topology.kubernetes.io/region")?;
                 let zone = labels.get("topology.kubernetes.io/zone");
-                Some(match zone {
-                    Some(z) => format!("{region}/{z}"),
-                    None => region.clone(),
+                let subzone = labels.get("topology.istio.io/subzone");
+                Some(match (zone, subzone) {
+                    (Some(z), Some(s)) => format!("{region}/{z}/{s}"),
+                    (Some(z), None) => format!("{region}/{z}"),
+                    _ => region.clone(),
                 })
             })
             .unwrap_or_default(),

@@ -159,6 +159,14 @@ fn admin_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Byt
             );
             r
         }
+        (&Method::GET, "/clusters") if req.uri().query() == Some("format=json") => {
+            let mut r = text(StatusCode::OK, clusters_json(ctx).to_string());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
         (&Method::GET, "/clusters") => text(StatusCode::OK, clusters(ctx)),
         (&Method::GET, "/ready") => ready(ctx),
         (&Method::GET, "/certs") => match &ctx.shared.certs {
@@ -260,17 +268,101 @@ fn config_dump(ctx: &AdminContext) -> Response<Full<Bytes>> {
     }
 }
 
-/// Envoy's `/clusters` text format, one fact per line.
+/// Envoy's `/clusters` text format, one fact per line: circuit-breaker thresholds, then per
+/// host its weight, locality, priority, requests in flight, ejections and health flags
+/// (`/failed_outlier_check` while ejected).
 fn clusters(ctx: &AdminContext) -> String {
     let state = ctx.shared.store.load();
+    let now = std::time::Instant::now();
     let mut out = String::new();
     for (c, cs) in state.runtime.clusters.iter().zip(&state.clusters) {
-        let _ = writeln!(out, "{}::lb_policy::{:?}", c.name, c.lb_policy);
+        let n = &c.name;
+        let _ = writeln!(out, "{n}::lb_policy::{:?}", c.lb_policy);
+        let p = &c.policy.connection_pool;
+        let limit = |v: Option<u32>| v.map_or("unlimited".to_string(), |v| v.to_string());
+        let _ = writeln!(
+            out,
+            "{n}::default_priority::max_connections::{}",
+            limit(p.max_connections)
+        );
+        let _ = writeln!(
+            out,
+            "{n}::default_priority::max_pending_requests::{}",
+            limit(p.max_pending_requests)
+        );
+        let _ = writeln!(
+            out,
+            "{n}::default_priority::max_requests::{}",
+            limit(p.max_requests)
+        );
+        let _ = writeln!(
+            out,
+            "{n}::default_priority::max_retries::{}",
+            limit(p.max_retries)
+        );
+        let b = &cs.shared.breakers;
+        let _ = writeln!(out, "{n}::cx_active::{}", b.connections.get());
+        let _ = writeln!(out, "{n}::rq_pending_active::{}", b.pending.get());
+        let ejected = cs
+            .shared
+            .outliers
+            .ejected(c.endpoints.iter().map(|e| e.addr), now);
         for (i, e) in c.endpoints.iter().enumerate() {
-            let _ = writeln!(out, "{}::{}::weight::{}", c.name, e.addr, e.weight);
-            let _ = writeln!(out, "{}::{}::rq_active::{}", c.name, e.addr, cs.active(i));
-            let _ = writeln!(out, "{}::{}::health_flags::healthy", c.name, e.addr);
+            let h = format!("{n}::{}", e.addr);
+            let _ = writeln!(out, "{h}::weight::{}", e.weight);
+            let _ = writeln!(out, "{h}::priority::{}", e.priority);
+            let _ = writeln!(out, "{h}::locality::{}", e.locality);
+            let _ = writeln!(out, "{h}::rq_active::{}", cs.active(i));
+            let _ = writeln!(
+                out,
+                "{h}::outlier_ejections::{}",
+                cs.shared.outliers.ejections(e.addr)
+            );
+            let flags = if ejected[i] {
+                "/failed_outlier_check"
+            } else {
+                "healthy"
+            };
+            let _ = writeln!(out, "{h}::health_flags::{flags}");
         }
     }
     out
+}
+
+/// `/clusters?format=json`: the same facts as a JSON document.
+fn clusters_json(ctx: &AdminContext) -> serde_json::Value {
+    let state = ctx.shared.store.load();
+    let now = std::time::Instant::now();
+    let clusters: Vec<serde_json::Value> = state
+        .runtime
+        .clusters
+        .iter()
+        .zip(&state.clusters)
+        .map(|(c, cs)| {
+            let ejected = cs.shared.outliers.ejected(c.endpoints.iter().map(|e| e.addr), now);
+            let hosts: Vec<serde_json::Value> = c
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    serde_json::json!({
+                        "address": e.addr.to_string(),
+                        "weight": e.weight,
+                        "priority": e.priority,
+                        "locality": e.locality,
+                        "rq_active": cs.active(i),
+                        "outlier_ejections": cs.shared.outliers.ejections(e.addr),
+                        "health_flags": if ejected[i] { vec!["FAILED_OUTLIER_CHECK"] } else { vec![] },
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "name": c.name,
+                "lb_policy": format!("{:?}", c.lb_policy),
+                "circuit_breakers": c.policy.connection_pool,
+                "host_statuses": hosts,
+            })
+        })
+        .collect();
+    serde_json::json!({ "cluster_statuses": clusters })
 }

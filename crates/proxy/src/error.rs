@@ -34,6 +34,8 @@ pub enum ResponseFlag {
     DPE,
     /// Upstream protocol error (the backend spoke bad HTTP).
     UPE,
+    /// Upstream overflow: a circuit breaker (pending requests, requests) refused the request.
+    UO,
     /// Retries exhausted: the last attempt's failure is what the client gets.
     URX,
     /// The request was delayed by fault injection.
@@ -53,6 +55,7 @@ impl ResponseFlag {
             ResponseFlag::DC => "DC",
             ResponseFlag::DPE => "DPE",
             ResponseFlag::UPE => "UPE",
+            ResponseFlag::UO => "UO",
             ResponseFlag::URX => "URX",
             ResponseFlag::DI => "DI",
             ResponseFlag::FI => "FI",
@@ -61,9 +64,11 @@ impl ResponseFlag {
 
     pub fn side(self) -> Side {
         match self {
-            ResponseFlag::NR | ResponseFlag::UH | ResponseFlag::DI | ResponseFlag::FI => {
-                Side::Proxy
-            }
+            ResponseFlag::NR
+            | ResponseFlag::UH
+            | ResponseFlag::UO
+            | ResponseFlag::DI
+            | ResponseFlag::FI => Side::Proxy,
             ResponseFlag::UF
             | ResponseFlag::UC
             | ResponseFlag::UT
@@ -78,9 +83,11 @@ impl ResponseFlag {
     pub fn status(self) -> StatusCode {
         match self {
             ResponseFlag::NR => StatusCode::NOT_FOUND,
-            ResponseFlag::UH | ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::URX => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ResponseFlag::UH
+            | ResponseFlag::UF
+            | ResponseFlag::UC
+            | ResponseFlag::UO
+            | ResponseFlag::URX => StatusCode::SERVICE_UNAVAILABLE,
             // Injected faults carry their own status; these are fallbacks.
             ResponseFlag::DI => StatusCode::OK,
             ResponseFlag::FI => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +124,9 @@ impl RequestError {
         match self.flag {
             ResponseFlag::NR => String::new(),
             ResponseFlag::UH => "no healthy upstream".into(),
+            ResponseFlag::UO => "upstream connect error or disconnect/reset before headers. \
+                                 reset reason: overflow"
+                .into(),
             ResponseFlag::UT => "upstream request timeout".into(),
             ResponseFlag::UF => format!(
                 "upstream connect error or disconnect/reset before headers. reset reason: \
@@ -138,7 +148,7 @@ impl RequestError {
 pub struct FlagSet(u16);
 
 impl FlagSet {
-    const ALL: [ResponseFlag; 11] = [
+    const ALL: [ResponseFlag; 12] = [
         ResponseFlag::NR,
         ResponseFlag::UH,
         ResponseFlag::UF,
@@ -150,6 +160,7 @@ impl FlagSet {
         ResponseFlag::URX,
         ResponseFlag::DI,
         ResponseFlag::FI,
+        ResponseFlag::UO,
     ];
 
     fn bit(flag: ResponseFlag) -> u16 {

@@ -6,6 +6,8 @@
 //! - [`http`]: the HTTP path: routing, rewrites, header rules, faults, retries, mirrors,
 //!   upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
+//! - [`lb`], [`outlier`], [`pool`], [`upstream_tls`]: DestinationRule traffic policy: hashing
+//!   and priority levels, outlier ejection, circuit breakers with a limited pool, upstream TLS.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
 //! - [`capture`]: the sidecar's virtual outbound (15001) and inbound (15006) listeners, by
 //!   original destination; [`mtls`]: mesh mTLS in and out; [`certs`]: the workload certificate
@@ -21,7 +23,7 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats` `/stats/prometheus` `/clusters` `/ready` `/logging` `/certs` `POST /certs/rotate` `POST /drain_listeners` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats` `/stats/prometheus` `/clusters[?format=json]` `/ready` `/logging` `/certs` `POST /certs/rotate` `POST /drain_listeners` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;
@@ -31,15 +33,19 @@ pub mod drain;
 pub mod error;
 pub mod h1guard;
 pub mod http;
+pub mod lb;
 pub mod listeners;
 pub mod logging;
 pub mod metrics;
 pub mod mtls;
+pub mod outlier;
+pub mod pool;
 pub mod sni;
 pub mod state;
 pub mod stats;
 pub mod tcp;
 pub mod upstream;
+pub mod upstream_tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -171,7 +171,8 @@ async fn connection(
         tracing::debug!(listener = %name, "TLS termination is not implemented; connection refused");
         return;
     }
-    let info = ConnInfo::new(name.clone(), port, peer);
+    let mut info = ConnInfo::new(name.clone(), port, peer);
+    info.original_dst = crate::capture::original_dst(&sock);
     match &listener.kind {
         RuntimeListenerKind::Http { h2_only, .. } => {
             let h2_only = *h2_only;
@@ -181,7 +182,8 @@ async fn connection(
         }
         RuntimeListenerKind::Tcp { clusters } => {
             let mut sock = sock;
-            crate::tcp::proxy(&shared, &state, clusters, &mut sock, None).await;
+            let dst = info.original_dst;
+            crate::tcp::proxy(&shared, &state, clusters, &mut sock, dst).await;
         }
         RuntimeListenerKind::AutoSniff { tcp, .. } => {
             if crate::tcp::sniff_http(&sock).await {
@@ -189,7 +191,8 @@ async fn connection(
                 crate::http::server::serve(shared, info, sock, false, removed).await;
             } else {
                 let mut sock = sock;
-                crate::tcp::proxy(&shared, &state, tcp, &mut sock, None).await;
+                let dst = info.original_dst;
+                crate::tcp::proxy(&shared, &state, tcp, &mut sock, dst).await;
             }
         }
         RuntimeListenerKind::Capture { .. } => {

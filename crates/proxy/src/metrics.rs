@@ -126,6 +126,10 @@ pub struct Metrics {
     pub connections_total: Family<ListenerLabels, Counter>,
     pub errors: Family<FlagLabels, Counter>,
     pub snapshot_updates: Family<ResultLabels, Counter>,
+    /// Envoy's `upstream_rq_pending_overflow`: requests refused by a circuit breaker.
+    pub pending_overflow: Family<ClusterLabels, Counter>,
+    /// Envoy's `outlier_detection.ejections_enforced_total`.
+    pub ejections: Family<ClusterLabels, Counter>,
     /// Envoy's `upstream_rq_retry`: retries sent (attempts beyond the first), by cluster.
     pub retries: Family<ClusterLabels, Counter>,
     /// Envoy's `upstream_rq_retry_success`: requests that succeeded on a retry.
@@ -145,6 +149,8 @@ impl Metrics {
             connections_total: Family::default(),
             errors: Family::default(),
             snapshot_updates: Family::default(),
+            pending_overflow: Family::default(),
+            ejections: Family::default(),
             retries: Family::default(),
             retry_successes: Family::default(),
             retry_limit_exceeded: Family::default(),
@@ -177,6 +183,16 @@ impl Metrics {
             "snapshot_updates",
             "Snapshots offered to the proxy, by result",
             m.snapshot_updates.clone(),
+        );
+        r.register(
+            "upstream_rq_pending_overflow",
+            "Requests refused by a cluster's circuit breakers (pending requests or requests), by cluster",
+            m.pending_overflow.clone(),
+        );
+        r.register(
+            "outlier_detection_ejections_enforced",
+            "Hosts ejected by outlier detection, by cluster",
+            m.ejections.clone(),
         );
         r.register(
             "upstream_rq_retry",

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use model::runtime::WeightedSet;
-use model::LbPolicy;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::drain::Phase;
 use crate::error::{RequestError, ResponseFlag};
+use crate::lb::LbRequest;
+use crate::outlier::Outcome;
 use crate::state::State;
 use crate::Shared;
 
@@ -31,45 +32,55 @@ where
     let ci = clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let (addr, ei) = if cluster.lb_policy == LbPolicy::Passthrough {
-        match original_dst {
-            Some(dst) => (dst, None),
-            None => {
-                fail(
-                    shared,
-                    RequestError::new(
-                        ResponseFlag::UH,
-                        format!("{}: no original destination", cluster.name),
-                    ),
-                );
-                return false;
-            }
-        }
-    } else {
-        let Some(ei) = cs.pick(cluster, &shared.random) else {
-            fail(
-                shared,
-                RequestError::new(
-                    ResponseFlag::UH,
-                    format!("{}: no healthy endpoint", cluster.name),
-                ),
-            );
+    let pick = match cs.choose(cluster, &shared.random, &LbRequest::tcp(None, original_dst)) {
+        Ok(p) => p,
+        Err(e) => {
+            fail(shared, e);
             return false;
-        };
-        (cluster.endpoints[ei].addr, Some(ei))
+        }
     };
-    let _in_flight = ei.map(|i| cs.in_flight(i));
+    let (addr, ei) = (pick.addr, pick.index);
+    // Envoy's TCP proxy honours the cluster's maxConnections circuit breaker.
+    let Some(_connection) = crate::pool::Slot::acquire(
+        &cs.shared.breakers,
+        |b| &b.connections,
+        cluster.policy.connection_pool.max_connections,
+    ) else {
+        fail(
+            shared,
+            RequestError::new(
+                ResponseFlag::UO,
+                format!("{}: maxConnections reached", cluster.name),
+            ),
+        );
+        return false;
+    };
     let mesh = shared.certs.as_ref().map(|c| &c.mesh);
-    let sec = match crate::mtls::upstream_security(mesh, state, ci, ei, addr, false) {
+    let mut sec = match crate::mtls::upstream_security(mesh, state, ci, ei, addr, false) {
         Ok(s) => s,
         Err(e) => {
             fail(shared, e);
             return false;
         }
     };
+    // DestinationRule `tls` (SIMPLE/MUTUAL) on a TCP service: originate TLS to the endpoint.
+    match &cs.tcp_tls {
+        Ok(Some(t)) if sec.tls.is_none() => {
+            sec.tls = Some((t.config.clone(), t.server_name.clone()));
+        }
+        Ok(_) => {}
+        Err(reason) => {
+            fail(
+                shared,
+                RequestError::new(ResponseFlag::UF, format!("{addr}: TLS settings: {reason}")),
+            );
+            return false;
+        }
+    }
     let mut up = match crate::mtls::connect(addr, &sec, cluster.connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
+            cs.report(cluster, addr, Outcome::LocalFailure);
             fail(
                 shared,
                 RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")),

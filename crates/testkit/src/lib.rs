@@ -7,6 +7,8 @@
 //! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
 //! - [`Behavior`]: misbehaving backends: a fixed delay on every request, the first N requests
 //!   failed with a status.
+//! - [`misbehave`]: a backend whose status (and delay) can be switched while it runs, and an
+//!   HTTPS backend on a caller's rustls config.
 //! - [`snap`]: terse builders for snapshots; [`istio`]: snapshots compiled from Istio YAML;
 //!   [`istio_yaml`]: Istio YAML compiled into a running proxy.
 //! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
@@ -14,6 +16,7 @@
 pub mod client;
 pub mod istio;
 pub mod istio_yaml;
+pub mod misbehave;
 pub mod snap;
 
 use std::convert::Infallible;

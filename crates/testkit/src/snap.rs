@@ -20,8 +20,11 @@ pub fn cluster(name: &str, endpoints: &[SocketAddr]) -> Cluster {
                 labels: BTreeMap::new(),
                 weight: 1,
                 health: HealthStatus::Healthy,
+                locality: String::new(),
+                priority: 0,
             })
             .collect(),
+        policy: Default::default(),
     }
 }
 

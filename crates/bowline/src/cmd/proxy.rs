@@ -45,6 +45,10 @@ pub struct Args {
         requires = "config_dir"
     )]
     port_offset: i32,
+    /// With --config-dir: the proxy's locality `region/zone/subzone` (Envoy's node locality),
+    /// for locality load balancing and failover
+    #[arg(long, default_value = "", requires = "config_dir")]
+    locality: String,
     /// With --config-dir and --role sidecar: traffic is captured by iptables (Istio's
     /// istio-iptables rules in the pod), so serve the virtual outbound (15001) and inbound (15006)
     /// listeners, dispatching by original destination; run as uid 1337 in the pod's network
@@ -280,6 +284,7 @@ fn identity(args: &Args) -> Result<Identity> {
             labels,
             port_offset: args.port_offset,
             version: String::new(),
+            locality: args.locality.clone(),
             capture: args.capture,
             pod_ip: args.pod_ip,
             service_account: args.service_account.clone().unwrap_or_else(|| {

@@ -50,6 +50,7 @@ fn original_dst_cluster(cx: &Cx<'_>, name: &str, protocol: UpstreamProtocol) -> 
         protocol,
         lb_policy: LbPolicy::Passthrough,
         connect_timeout_ms: cx.connect_timeout_ms(None),
+        policy: Default::default(),
         endpoints: Vec::new(),
     }
 }
@@ -122,6 +123,7 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
             protocol: UpstreamProtocol::Http1,
             lb_policy: LbPolicy::RoundRobin,
             connect_timeout_ms: cx.connect_timeout_ms(None),
+            policy: Default::default(),
             endpoints: Vec::new(),
         });
     }

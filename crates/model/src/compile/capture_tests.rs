@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use super::*;
+use crate::cluster::LbPolicy;
 use crate::registry::tests::resources;
 use crate::runtime::RuntimeListenerKind;
 use crate::snapshot::{ListenerKind, PeerMtls};

@@ -4,6 +4,9 @@
 //! - [`gateway`]: listeners and route tables from the Gateways selecting the proxy and the
 //!   VirtualServices bound to them.
 //! - [`sidecar`]: outbound listeners, one virtual host per visible service.
+//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
+//! - [`policy`]: which DestinationRule applies, its inheritance, and the compiled cluster policy
+//!   with locality priorities.
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both;
 //!   [`resilience`]: their retries, faults and mirrors.
 //! - `capture`: with traffic capture, the virtual outbound (15001) and inbound (15006)
@@ -20,6 +23,7 @@ mod delegate;
 mod gateway;
 mod l4;
 mod peerauth;
+mod policy;
 mod resilience;
 mod routes;
 mod sidecar;
@@ -33,14 +37,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use api::analyze::hosts::{host_matches, to_fqdn};
+use api::analyze::hosts::to_fqdn;
 use api::types::mesh::MeshConfig;
-use api::types::{ClientTlsMode, Destination, DestinationRule, SimpleLb, TrafficPolicy};
+use api::types::{ClientTlsMode, Destination, TrafficPolicy};
 use api::{Resource, Spec};
 
-use crate::cluster::{
-    Cluster, ClusterName, Direction, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol,
-};
+use crate::cluster::{Cluster, ClusterName, Direction, Endpoint, HealthStatus, UpstreamProtocol};
 use crate::registry::Registry;
 use crate::runtime::{BuildError, Runtime};
 use crate::snapshot::{Listener, MeshTlsOrigination, ProxySnapshot, TLS_MODE_LABEL};
@@ -65,6 +67,9 @@ pub struct ProxyIdentity {
     pub port_offset: i32,
     /// Becomes the snapshot's version.
     pub version: String,
+    /// `region/zone/subzone` of the proxy (Envoy's node locality), for locality load
+    /// balancing; empty when unknown.
+    pub locality: String,
     /// Sidecar only: traffic is captured by iptables, so listen on the virtual outbound (15001)
     /// and inbound (15006) listeners instead of one socket per service port.
     pub capture: bool,
@@ -82,6 +87,7 @@ impl ProxyIdentity {
             labels: BTreeMap::new(),
             port_offset: 0,
             version: String::new(),
+            locality: String::new(),
             capture: false,
             pod_ip: None,
             service_account: String::new(),
@@ -273,39 +279,6 @@ impl<'a> Cx<'a> {
         Some(name)
     }
 
-    /// The DestinationRule that applies to `host` for this proxy: Istio prefers the proxy's
-    /// namespace, then the service's, then any other, and an exact host over a wildcard.
-    fn destination_rule(
-        &self,
-        host: &str,
-        service_ns: Option<&str>,
-    ) -> Option<(&'a Resource, &'a DestinationRule)> {
-        let ns = self.proxy.namespace.as_str();
-        let mut found: Vec<(&'a Resource, &'a DestinationRule)> = self
-            .resources
-            .iter()
-            .filter_map(|r| match &r.spec {
-                Spec::DestinationRule(dr) => Some((*r, dr.as_ref())),
-                _ => None,
-            })
-            .filter(|(r, dr)| {
-                exported_to(&dr.export_to, r.namespace(), ns)
-                    && host_matches(&to_fqdn(r.namespace(), &dr.host), host)
-                    && dr.workload_selector.as_ref().is_none_or(|sel| {
-                        r.namespace() == ns && labels_match(&sel.match_labels, &self.proxy.labels)
-                    })
-            })
-            .collect();
-        found.sort_by_key(|(r, dr)| {
-            (
-                r.namespace() != ns,
-                Some(r.namespace()) != service_ns,
-                dr.host.starts_with('*'),
-            )
-        });
-        found.into_iter().next()
-    }
-
     fn build_clusters(&mut self) -> Vec<Cluster> {
         let wanted = std::mem::take(&mut self.clusters);
         let mut out = Vec::new();
@@ -318,23 +291,31 @@ impl<'a> Cx<'a> {
             }
             .to_string();
             let service = self.registry.lookup(&self.proxy.namespace, &host).cloned();
-            let dr = self.destination_rule(&host, service.as_ref().map(|s| s.namespace.as_str()));
-            let mut policy = dr.and_then(|(_, dr)| dr.traffic_policy.clone());
+            let rule = self.destination_rule(&host, service.as_ref().map(|s| s.namespace.as_str()));
             let mut subset_labels = None;
             if !subset.is_empty() {
-                match dr.and_then(|(r, d)| d.subsets.iter().find(|s| s.name == subset).map(|s| (r, s))) {
-                    Some((_, s)) => {
-                        subset_labels = Some(s.labels.clone());
-                        if s.traffic_policy.is_some() {
-                            policy = s.traffic_policy.clone();
-                        }
-                    }
+                match rule.as_ref().and_then(|r| r.rule.subsets.iter().find(|s| s.name == subset)) {
+                    Some(s) => subset_labels = Some(s.labels.clone()),
                     None => self.warnings.push(Warning {
                         resource: String::new(),
                         message: format!("no DestinationRule defines subset `{subset}` of `{host}`; cluster {name} has no endpoints"),
                     }),
                 }
             }
+            let tp = rule
+                .as_ref()
+                .and_then(|r| policy::effective(&r.rule, port, &subset));
+            let mut notes = Vec::new();
+            let compiled = policy::compile(tp.as_ref(), &host, &mut |m| notes.push(m));
+            if let Some(r) = &rule {
+                for m in notes {
+                    self.warn(r.resource, m);
+                }
+            }
+            let connect_timeout_ms = compiled.connect_timeout_ms.unwrap_or_else(|| {
+                let d = self.mesh.connect_timeout().to_std().unwrap_or_default();
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+            });
             let Some(service) = service else {
                 self.warnings.push(Warning {
                     resource: String::new(),
@@ -343,9 +324,10 @@ impl<'a> Cx<'a> {
                 out.push(Cluster {
                     name,
                     protocol: UpstreamProtocol::Http1,
-                    lb_policy: LbPolicy::RoundRobin,
-                    connect_timeout_ms: self.connect_timeout_ms(None),
+                    lb_policy: compiled.lb_policy,
+                    connect_timeout_ms,
                     endpoints: Vec::new(),
+                    policy: compiled.policy,
                 });
                 continue;
             };
@@ -359,9 +341,10 @@ impl<'a> Cx<'a> {
             }
             let protocol = match service.port(port) {
                 Some(p) if p.protocol.is_http2() => UpstreamProtocol::Http2,
+                Some(p) if compiled.h2_upgrade && p.protocol.is_http() => UpstreamProtocol::Http2,
                 _ => UpstreamProtocol::Http1,
             };
-            let endpoints: Vec<Endpoint> = service
+            let mut endpoints: Vec<Endpoint> = service
                 .endpoints
                 .iter()
                 .filter(|e| e.service_port == port)
@@ -373,78 +356,61 @@ impl<'a> Cx<'a> {
                 .map(|e| Endpoint {
                     address: e.address,
                     port: e.port,
-                    // Subsets were chosen above, so the proxy reads only the sidecar marker
-                    // (auto mTLS, per endpoint); all labels on a sidecar seeing every service
-                    // would be most of its memory.
-                    labels: e
-                        .labels
-                        .get_key_value(TLS_MODE_LABEL)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .into_iter()
-                        .collect(),
+                    labels: e.labels.clone(),
                     weight: e.weight,
                     health: HealthStatus::Healthy,
+                    locality: e.locality.clone(),
+                    priority: 0,
                 })
                 .collect();
-            let lb_policy = self.lb_policy(dr.map(|(r, _)| r), policy.as_ref(), port);
+            // The DR's setting, else the mesh's (enabled by default).
+            let locality = compiled
+                .locality
+                .clone()
+                .unwrap_or_else(|| self.mesh.locality_lb_setting());
+            policy::apply_locality(
+                &mut endpoints,
+                &locality,
+                compiled.policy.outlier_detection.is_some(),
+                &policy::ProxyPlace {
+                    locality: &self.proxy.locality,
+                    labels: &self.proxy.labels,
+                },
+            );
             if let Some(m) =
-                self.mesh_tls_for(&name, &service, &subset, port, policy.as_ref(), &endpoints)
+                self.mesh_tls_for(&name, &service, &subset, port, tp.as_ref(), &endpoints)
             {
                 self.mesh_tls.push(m);
+            }
+            // Subsets and locality priorities are decided above, so the proxy reads only the
+            // sidecar marker (auto mTLS, per endpoint); every label on a sidecar that sees every
+            // service would be most of its memory.
+            for e in &mut endpoints {
+                e.labels.retain(|k, _| k == TLS_MODE_LABEL);
             }
             out.push(Cluster {
                 name,
                 protocol,
-                lb_policy,
-                connect_timeout_ms: self.connect_timeout_ms(policy.as_ref()),
+                lb_policy: compiled.lb_policy,
+                connect_timeout_ms,
                 endpoints,
+                policy: compiled.policy,
             });
         }
         out
     }
 
-    fn lb_policy(
-        &mut self,
-        r: Option<&Resource>,
-        policy: Option<&TrafficPolicy>,
-        port: u16,
-    ) -> LbPolicy {
-        let port_level = policy.and_then(|p| {
-            p.port_level_settings.iter().find(|s| {
-                s.port
-                    .as_ref()
-                    .is_some_and(|sel| sel.number == u32::from(port))
-            })
-        });
-        let lb = match port_level {
-            Some(pl) => pl.load_balancer.as_ref(),
-            None => policy.and_then(|p| p.load_balancer.as_ref()),
-        };
-        let Some(lb) = lb else {
-            return LbPolicy::RoundRobin;
-        };
-        if lb.consistent_hash.is_some() {
-            if let Some(r) = r {
-                self.warn(
-                    r,
-                    "consistentHash load balancing is not supported yet; round robin used",
-                );
-            }
-        }
-        match lb.simple {
-            Some(SimpleLb::Random) => LbPolicy::Random,
-            Some(SimpleLb::LeastRequest | SimpleLb::LeastConn) => LbPolicy::LeastRequest,
-            Some(SimpleLb::Passthrough) => {
-                if let Some(r) = r {
-                    self.warn(
-                        r,
-                        "PASSTHROUGH load balancing is not supported yet; round robin used",
-                    );
-                }
-                LbPolicy::RoundRobin
-            }
-            _ => LbPolicy::RoundRobin,
-        }
+    /// A connect timeout from a policy's `connectionPool.tcp`, else the mesh's.
+    fn connect_timeout_ms(&self, policy: Option<&TrafficPolicy>) -> u64 {
+        policy
+            .and_then(|p| p.connection_pool.as_ref())
+            .and_then(|c| c.tcp.as_ref())
+            .and_then(|t| t.connect_timeout.as_ref())
+            .and_then(|d| d.to_std())
+            .unwrap_or_else(|| self.mesh.connect_timeout().to_std().unwrap_or_default())
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX)
     }
 
     /// Istio's mTLS origination for one outbound cluster: DestinationRule `tls` (port level over
@@ -499,18 +465,6 @@ impl<'a> Cx<'a> {
             subject_alt_names: sans,
             sni: format!("outbound_.{port}_.{subset}_.{}", service.hostname),
         })
-    }
-
-    fn connect_timeout_ms(&self, policy: Option<&TrafficPolicy>) -> u64 {
-        policy
-            .and_then(|p| p.connection_pool.as_ref())
-            .and_then(|c| c.tcp.as_ref())
-            .and_then(|t| t.connect_timeout.as_ref())
-            .and_then(|d| d.to_std())
-            .unwrap_or_else(|| self.mesh.connect_timeout().to_std().unwrap_or_default())
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX)
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::cluster::LbPolicy;
 use crate::registry::tests::resources;
 use crate::route::{Route, RouteAction, StringMatch};
 use crate::snapshot::ListenerKind;

@@ -286,12 +286,18 @@ pub struct RuntimeCluster {
     pub schedule: Vec<u32>,
     /// Cumulative endpoint weights, for weighted random picks.
     cumulative: Vec<u64>,
+    /// The DestinationRule's compiled traffic policy.
+    pub policy: crate::policy::ClusterPolicy,
+    /// Whether any endpoint has a priority above 0 (locality failover in force).
+    pub prioritized: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct RuntimeEndpoint {
     pub addr: SocketAddr,
     pub weight: u32,
+    pub priority: u32,
+    pub locality: String,
 }
 
 impl RuntimeCluster {
@@ -303,6 +309,8 @@ impl RuntimeCluster {
             .map(|e| RuntimeEndpoint {
                 addr: SocketAddr::new(e.address, e.port),
                 weight: e.weight,
+                priority: e.priority,
+                locality: e.locality.clone(),
             })
             .collect();
         let mut acc = 0u64;
@@ -320,6 +328,8 @@ impl RuntimeCluster {
             connect_timeout: Duration::from_millis(c.connect_timeout_ms),
             schedule: round_robin_schedule(&endpoints),
             cumulative,
+            policy: c.policy.clone(),
+            prioritized: endpoints.iter().any(|e| e.priority > 0),
             endpoints,
         }
     }

@@ -21,8 +21,11 @@ fn cluster(name: &str, ports: &[(u16, u32)]) -> Cluster {
                 labels: BTreeMap::new(),
                 weight: *w,
                 health: HealthStatus::Healthy,
+                locality: String::new(),
+                priority: 0,
             })
             .collect(),
+        policy: Default::default(),
     }
 }
 

@@ -95,7 +95,12 @@ pub fn spawn(
                 mesh: mesh.as_ref(),
                 clients: &clients,
             };
-            match send_once(cs, cluster, Some(ei), via, &out, out.headers.clone(), body).await {
+            let target = super::retry::Target {
+                index: Some(ei),
+                addr: cluster.endpoints[ei].addr,
+                authority: cs.authorities[ei].clone(),
+            };
+            match send_once(cs, cluster, &target, via, &out, out.headers.clone(), body).await {
                 Ok(resp) => {
                     // Read to the end so the connection can be reused; the bytes are dropped.
                     let _ = resp.into_body().collect().await;

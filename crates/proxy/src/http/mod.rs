@@ -289,6 +289,9 @@ async fn forward<'s>(
         headers: parts.headers,
         path_and_query,
         authority,
+        peer: Some(conn.peer.ip()),
+        original_dst: conn.original_dst,
+        version: parts.version,
     };
     let mut replay = body::Replay::new(body, body::REPLAY_LIMIT);
     if !upgrade {

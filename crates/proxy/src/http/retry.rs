@@ -2,7 +2,7 @@
 //! Envoy's previous-hosts predicate), per-try and whole-request timeouts, the retry decision
 //! (the model's [`RuntimeRetry`]), jittered exponential backoff and `x-envoy-attempt-count`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,11 @@ use tokio::time::Instant;
 use super::body::{Replay, UpstreamBody};
 use super::headers::X_ENVOY_ATTEMPT_COUNT;
 use crate::error::{FlagSet, RequestError, ResponseFlag};
+use crate::lb::LbRequest;
 use crate::metrics::Metrics;
 use crate::mtls::{MeshClients, MeshTls};
-use crate::state::{ClusterState, State, Upstream};
+use crate::pool::Proto;
+use crate::state::{ClusterState, Pick, State, Upstream};
 use crate::Shared;
 
 /// Envoy's `host_selection_retry_max_attempts` as Istio sets it: how many picks a retry makes
@@ -34,6 +36,20 @@ pub struct Outgoing {
     pub path_and_query: PathAndQuery,
     /// `Host` (HTTP/1) or `:authority` (HTTP/2) sent upstream.
     pub authority: HeaderValue,
+    /// The client's address, for `useSourceIp` hashing.
+    pub peer: Option<IpAddr>,
+    /// Where the client was going before redirection, for PASSTHROUGH clusters.
+    pub original_dst: Option<SocketAddr>,
+    /// The downstream protocol, for `useClientProtocol`.
+    pub version: Version,
+}
+
+/// Where one attempt goes: an endpoint (`index`; `None` for a passthrough cluster's original
+/// destination), its address and its URI authority.
+pub struct Target {
+    pub index: Option<usize>,
+    pub addr: SocketAddr,
+    pub authority: Authority,
 }
 
 /// How attempts reach the cluster beyond the endpoint pick: the original destination (for
@@ -48,60 +64,52 @@ pub struct Via<'a> {
     pub clients: &'a MeshClients,
 }
 
-/// Sends one attempt to endpoint `ei` of the cluster (the original destination when `None`);
-/// resolves with the response head.
+/// Sends one attempt to `target`; resolves with the response head.
 pub async fn send_once(
     cs: &ClusterState,
     cluster: &RuntimeCluster,
-    ei: Option<usize>,
+    target: &Target,
     via: Via<'_>,
     out: &Outgoing,
     mut headers: HeaderMap,
     body: UpstreamBody,
 ) -> Result<Response<Incoming>, RequestError> {
-    let addr = match ei {
-        Some(i) => cluster.endpoints[i].addr,
-        None => via.original_dst.ok_or_else(|| {
-            RequestError::new(
-                ResponseFlag::UH,
-                format!("cluster {} needs an original destination", cluster.name),
-            )
-        })?,
-    };
-    let sec = crate::mtls::upstream_security(via.mesh, via.state, via.ci, ei, addr, true)?;
+    let addr = target.addr;
+    let sec =
+        crate::mtls::upstream_security(via.mesh, via.state, via.ci, target.index, addr, true)?;
     let mut req = Request::new(body);
     *req.method_mut() = out.method.clone();
-    match &cs.upstream {
-        Upstream::H1(client) => {
-            let endpoint = match ei {
-                Some(i) => cs.authorities[i].clone(),
-                None => Authority::try_from(addr.to_string()).map_err(|_| {
-                    RequestError::new(ResponseFlag::DPE, "invalid original destination")
-                })?,
-            };
-            *req.uri_mut() = super::uri(Some(endpoint), out.path_and_query.clone())?;
-            *req.version_mut() = Version::HTTP_11;
-            headers.insert(header::HOST, out.authority.clone());
-            *req.headers_mut() = headers;
-            if sec.is_plain() {
-                client.request(req).await
-            } else {
-                via.clients
-                    .h1(&sec, cluster.connect_timeout)
-                    .request(req)
-                    .await
-            }
-            .map_err(crate::upstream::classify_h1)
+    let upstream = cs.upstream_for(out.version);
+    let h1 = match upstream {
+        Upstream::H1(_) => true,
+        Upstream::H2(_) => false,
+        Upstream::Pooled(p) => p.proto == Proto::H1,
+    };
+    if h1 {
+        *req.uri_mut() = super::uri(Some(target.authority.clone()), out.path_and_query.clone())?;
+        *req.version_mut() = Version::HTTP_11;
+        headers.insert(header::HOST, out.authority.clone());
+    } else {
+        // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
+        *req.uri_mut() = super::uri(
+            Authority::try_from(out.authority.as_bytes()).ok(),
+            out.path_and_query.clone(),
+        )?;
+        *req.version_mut() = Version::HTTP_2;
+        headers.remove(header::HOST);
+    }
+    *req.headers_mut() = headers;
+    match upstream {
+        Upstream::H1(client) => if sec.is_plain() {
+            client.request(req).await
+        } else {
+            via.clients
+                .h1(&sec, cluster.connect_timeout)
+                .request(req)
+                .await
         }
+        .map_err(crate::upstream::classify_h1),
         Upstream::H2(pool) => {
-            // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
-            *req.uri_mut() = super::uri(
-                Authority::try_from(out.authority.as_bytes()).ok(),
-                out.path_and_query.clone(),
-            )?;
-            *req.version_mut() = Version::HTTP_2;
-            headers.remove(header::HOST);
-            *req.headers_mut() = headers;
             if sec.is_plain() {
                 pool.send(addr, cluster.connect_timeout, req).await
             } else {
@@ -110,34 +118,55 @@ pub async fn send_once(
                     .await
             }
         }
+        Upstream::Pooled(pool) => pool.request(cs, addr, &sec, req).await,
     }
 }
 
-/// An endpoint for the next attempt: with `avoid`, re-picks (a few times) while the pick was
-/// already tried.
-fn pick(
+/// The endpoint for the next attempt, per the cluster's policy (hashing, ejections,
+/// priorities, breakers): with `avoid`, re-picks (a few times) while the pick was already tried.
+fn pick<'c>(
     shared: &Shared,
     cluster: &RuntimeCluster,
-    cs: &ClusterState,
-    tried: &[usize],
+    cs: &'c ClusterState,
+    out: &Outgoing,
+    tried: &[SocketAddr],
     avoid: bool,
-) -> Result<usize, RequestError> {
-    let none = || {
-        RequestError::new(
-            ResponseFlag::UH,
-            format!("cluster {} has no healthy endpoint", cluster.name),
-        )
+) -> Result<Pick<'c>, RequestError> {
+    let lb = LbRequest {
+        headers: Some(&out.headers),
+        query: out.path_and_query.query(),
+        peer: out.peer,
+        original_dst: out.original_dst,
     };
-    let mut ei = cs.pick(cluster, &shared.random).ok_or_else(none)?;
+    let mut p = cs.choose(cluster, &shared.random, &lb)?;
     if avoid && cluster.endpoints.len() > 1 {
         for _ in 0..HOST_SELECTION_ATTEMPTS {
-            if !tried.contains(&ei) {
+            if !tried.contains(&p.addr) {
                 break;
             }
-            ei = cs.pick(cluster, &shared.random).ok_or_else(none)?;
+            p = cs.choose(cluster, &shared.random, &lb)?;
         }
     }
-    Ok(ei)
+    Ok(p)
+}
+
+/// Tells outlier detection how the attempt to `addr` ended.
+fn report(cs: &ClusterState, cluster: &RuntimeCluster, addr: SocketAddr, outcome: &Outcome) {
+    use crate::outlier::Outcome as Seen;
+    let seen = match outcome {
+        Outcome::Response(r) => Seen::Status(r.status().as_u16()),
+        Outcome::PerTryTimeout => Seen::LocalFailure,
+        Outcome::Failed(e)
+            if matches!(
+                e.flag,
+                ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::UT
+            ) =>
+        {
+            Seen::LocalFailure
+        }
+        Outcome::Failed(_) => return,
+    };
+    cs.report(cluster, addr, seen);
 }
 
 /// How an attempt ended.
@@ -201,14 +230,15 @@ pub async fn run(
     let avoid = policy.is_some_and(|p| p.ignore_previous_hosts);
     let mut tried = Vec::new();
     let mut attempt: u32 = 1;
+    // Held through a retry attempt: `maxRetries` counts retries in flight, cluster-wide.
+    let mut _retry_slot = None;
     loop {
-        // A passthrough cluster has one destination: the one the client dialed.
-        let ei = if cluster.lb_policy == model::LbPolicy::Passthrough {
-            None
-        } else {
-            let ei = pick(shared, cluster, cs, &tried, avoid)?;
-            tried.push(ei);
-            Some(ei)
+        let mut chosen = pick(shared, cluster, cs, &out, &tried, avoid)?;
+        tried.push(chosen.addr);
+        let target = Target {
+            index: chosen.index,
+            addr: chosen.addr,
+            authority: chosen.authority.clone(),
         };
         // Without a policy there is one attempt: its headers need no copy.
         let mut headers = match policy {
@@ -223,10 +253,7 @@ pub async fn run(
             (Some(p), Some(r)) => Some(p.min(r)),
             (p, r) => p.or(r),
         };
-        let send = async {
-            let _in_flight = ei.map(|i| cs.in_flight(i));
-            send_once(cs, cluster, ei, via, &out, headers, body).await
-        };
+        let send = send_once(cs, cluster, &target, via, &out, headers, body);
         let outcome = match limit {
             Some(limit) => match tokio::time::timeout(limit, send).await {
                 Ok(Ok(r)) => Outcome::Response(r),
@@ -241,15 +268,25 @@ pub async fn run(
                 Err(e) => Outcome::Failed(e),
             },
         };
+        report(cs, cluster, target.addr, &outcome);
         let Some(policy) = policy.filter(|p| retriable(p, &outcome, &out.headers)) else {
             if attempt > 1 && matches!(outcome, Outcome::Response(_)) {
                 Metrics::cluster_inc(&shared.metrics.retry_successes, &cluster.name);
             }
-            return outcome.into_result();
+            let mut result = outcome.into_result();
+            if let (Ok(resp), Some(cookie)) = (&mut result, chosen.set_cookie.take()) {
+                resp.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            return result;
         };
         if attempt > policy.retries {
             flags.add(ResponseFlag::URX);
             Metrics::cluster_inc(&shared.metrics.retry_limit_exceeded, &cluster.name);
+            return outcome.into_result();
+        }
+        _retry_slot = cs.retry_slot(cluster);
+        if _retry_slot.is_none() {
+            tracing::debug!(cluster = %cluster.name, "retry budget (maxRetries) spent");
             return outcome.into_result();
         }
         if !replay.replayable() {
