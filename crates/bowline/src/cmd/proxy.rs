@@ -187,7 +187,7 @@ fn identity(args: &Args) -> Result<Identity> {
             namespace: args.namespace.clone(),
             labels,
             port_offset: args.port_offset,
-            version: String::new(),
+            ..model::ProxyIdentity::new(model::Role::Sidecar, &args.namespace)
         },
         dir: args
             .config_dir

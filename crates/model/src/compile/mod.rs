@@ -32,7 +32,8 @@ use crate::runtime::{BuildError, Runtime};
 use crate::snapshot::{Listener, ProxySnapshot};
 
 /// Which kind of proxy a snapshot is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An ingress/egress gateway: listeners come from Gateway resources.
     Gateway,
@@ -40,17 +41,43 @@ pub enum Role {
     Sidecar,
 }
 
-/// The proxy being compiled for, as pilot knows it from the proxy's node metadata.
-#[derive(Clone, Debug)]
+/// The proxy being compiled for, as pilot knows it from the proxy's node metadata. Serialized
+/// as that metadata on the control-plane stream, so every field added later needs a serde
+/// default (older proxies do not send it).
+///
+/// The control plane shares one compile between proxies that differ only in `id`, `ips`,
+/// `locality` and `version` (see `control::push`): a compile step that starts reading one of
+/// those must also take it out of that list.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyIdentity {
     pub role: Role,
     pub namespace: String,
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Added to every listener port, so tests can serve a Gateway's port 8080 on a free
     /// unprivileged port. Routing still sees the configured port.
+    #[serde(default)]
     pub port_offset: i32,
     /// Becomes the snapshot's version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// Istio's node id: `sidecar~10.88.0.5~reviews-v1-1.default~default.svc.cluster.local`,
+    /// `router~...` for gateways.
+    #[serde(default)]
+    pub id: String,
+    /// The Kubernetes service account the workload runs as (its SPIFFE identity's `sa`).
+    #[serde(default)]
+    pub service_account: String,
+    /// The workload's addresses (Istio's INSTANCE_IPS).
+    #[serde(default)]
+    pub ips: Vec<std::net::IpAddr>,
+    /// The WorkloadGroup (in `namespace`) a VM-style proxy joins: the control plane registers a
+    /// WorkloadEntry for it while it is connected.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload_group: String,
+    /// `region/zone/subzone`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locality: String,
 }
 
 impl ProxyIdentity {
@@ -61,6 +88,11 @@ impl ProxyIdentity {
             labels: BTreeMap::new(),
             port_offset: 0,
             version: String::new(),
+            id: String::new(),
+            service_account: String::new(),
+            ips: Vec::new(),
+            workload_group: String::new(),
+            locality: String::new(),
         }
     }
 }
