@@ -38,6 +38,8 @@ enum Command {
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
+    /// Show each connected proxy's sync state per config type (istioctl proxy-status)
+    ProxyStatus(cmd::proxy_status::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Proxy(a) => cmd::proxy::run(a),
+        Command::ProxyStatus(a) => cmd::proxy_status::run(a),
     };
     match result {
         Ok(code) => code,

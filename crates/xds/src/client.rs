@@ -35,7 +35,7 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 pub enum ClientError {
     #[error("control plane address `{0}` is not HOST:PORT")]
     Address(String),
-    #[error("connecting to the control plane at {address}: {source}")]
+    #[error("connecting to the control plane at {address}: {}", chain(.source))]
     Connect {
         address: String,
         source: tonic::transport::Error,
@@ -46,6 +46,18 @@ pub enum ClientError {
     Token,
     #[error("encoding the node metadata: {0}")]
     Node(serde_json::Error),
+}
+
+/// An error and its causes on one line: tonic's transport errors say little at the top.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// Where the control plane is and how to prove who we are.
@@ -85,7 +97,8 @@ impl Connection {
             .keep_alive_timeout(Duration::from_secs(10)))
     }
 
-    async fn channel(&self) -> Result<Channel, ClientError> {
+    /// A TLS channel to the control plane (not yet authenticated: calls carry the token).
+    pub async fn channel(&self) -> Result<Channel, ClientError> {
         self.endpoint()?
             .connect()
             .await
@@ -95,7 +108,8 @@ impl Connection {
             })
     }
 
-    fn authorize<T>(&self, req: &mut tonic::Request<T>) -> Result<(), ClientError> {
+    /// Adds the bearer token to a call.
+    pub fn authorize<T>(&self, req: &mut tonic::Request<T>) -> Result<(), ClientError> {
         let value = format!("Bearer {}", self.token.trim())
             .parse()
             .map_err(|_| ClientError::Token)?;

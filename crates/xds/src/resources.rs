@@ -1,9 +1,8 @@
 //! The resource types on the stream and how a [`ProxySnapshot`] splits into them and is put back
 //! together.
 //!
-//! Each snapshot section is one xDS type ([`SECTIONS`], in the order a push sends them: clusters
-//! before their endpoints, listeners before their route tables, as Istio orders CDS, EDS, LDS,
-//! RDS). A cluster's endpoints are their own resource, named like the cluster, so an endpoint
+//! Each snapshot section is one xDS type ([`SECTIONS`], in the order a push sends them: CDS,
+//! EDS, RDS, LDS, what is referred to before what refers to it). A cluster's endpoints are their own resource, named like the cluster, so an endpoint
 //! change sends one small update instead of the cluster. Adding a section (a DNS name table,
 //! inbound listeners...) is one more [`Section`] entry with a split and a merge function.
 //!
@@ -73,8 +72,11 @@ pub struct Section {
     merge: MergeFn,
 }
 
-/// Every type, in push order. Merges run in this order too, so a section may rely on the ones
-/// before it (endpoints need their clusters).
+/// Every type, in push order: what is referred to before what refers to it (clusters, their
+/// endpoints, route tables, listeners), so the proxy, which applies whole snapshots, can apply
+/// a push when its last piece arrives and a listener that cannot bind is rejected with its own
+/// type. (Istio sends LDS before RDS because Envoy warms listeners until their routes arrive.)
+/// Merges run in this order too, so a section may rely on the ones before it.
 pub static SECTIONS: &[Section] = &[
     Section {
         type_url: CLUSTER,
@@ -117,31 +119,29 @@ pub static SECTIONS: &[Section] = &[
         },
     },
     Section {
-        type_url: LISTENER,
-        short: "LDS",
-        label: "lds",
-        split: |s| split_named(LISTENER, &s.listeners, |l| &l.name),
-        merge: |s, r| {
-            s.listeners = merge_all("LDS", r)?;
-            Ok(())
-        },
-    },
-    Section {
         type_url: ROUTE_TABLE,
         short: "RDS",
         label: "rds",
         split: |s| split_named(ROUTE_TABLE, &s.route_tables, |t| &t.name),
         merge: |s, r| {
             s.route_tables = merge_all::<RouteTable>("RDS", r)?;
+            Ok(())
+        },
+    },
+    Section {
+        type_url: LISTENER,
+        short: "LDS",
+        label: "lds",
+        split: |s| split_named(LISTENER, &s.listeners, |l| &l.name),
+        merge: |s, r| {
+            s.listeners = merge_all("LDS", r)?;
             let missing = s
                 .listeners
                 .iter()
                 .filter_map(|l| l.kind.route_table())
-                .find(|t| !r.contains_key(*t));
+                .find(|t| !s.route_tables.iter().any(|rt| rt.name == *t));
             match missing {
-                Some(t) => Err(ResourceError::Incomplete(format!(
-                    "no route table `{t}` yet"
-                ))),
+                Some(t) => Err(ResourceError::Incomplete(format!("no route table `{t}` yet"))),
                 None => Ok(()),
             }
         },
@@ -345,10 +345,10 @@ mod tests {
         t[1].clear();
         assert!(matches!(assemble("v", &t), Err(ResourceError::Incomplete(_))));
         let mut t = types(&g);
-        t[3].clear();
+        t[2].clear();
         assert!(matches!(assemble("v", &t), Err(ResourceError::Incomplete(_))));
         let mut t = types(&g);
-        t[2].get_mut("0.0.0.0_80").unwrap().body = Bytes::from_static(b"{\"name\":1}");
+        t[3].get_mut("0.0.0.0_80").unwrap().body = Bytes::from_static(b"{\"name\":1}");
         assert!(matches!(assemble("v", &t), Err(ResourceError::Decode { .. })));
     }
 

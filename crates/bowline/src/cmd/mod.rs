@@ -8,4 +8,6 @@ pub mod demo_app;
 pub mod get;
 pub mod input;
 pub mod proxy;
+pub mod proxy_status;
+pub mod proxy_xds;
 pub mod validate;

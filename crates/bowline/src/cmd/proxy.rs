@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 use control::store::{ConfigSnapshot, DirSource, Store, DEFAULT_DEBOUNCE};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "config_dir"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "config_dir", "xds_address"])))]
+#[command(group(clap::ArgGroup::new("compiled").args(["config_dir", "xds_address"])))]
 pub struct Args {
     /// Proxy snapshot (listeners, route tables, clusters) as JSON
     #[arg(long)]
@@ -29,20 +30,20 @@ pub struct Args {
     config_dir: Option<PathBuf>,
     /// With --config-dir: gateway (listeners from Gateways selecting --labels) or sidecar
     /// (outbound listeners for every visible service)
-    #[arg(long, value_enum, default_value = "sidecar", requires = "config_dir")]
+    #[arg(long, value_enum, default_value = "sidecar", requires = "compiled")]
     role: RoleArg,
     /// With --config-dir: the proxy's labels, `k=v,k=v` (e.g. istio=ingressgateway)
-    #[arg(long, default_value = "", requires = "config_dir")]
+    #[arg(long, default_value = "", requires = "compiled")]
     labels: String,
     /// With --config-dir: the proxy's namespace
-    #[arg(long, default_value = "default", requires = "config_dir")]
+    #[arg(long, default_value = "default", requires = "compiled")]
     namespace: String,
     /// With --config-dir: added to every listener port (serve a Gateway's port 80 as 8080 with 8000)
     #[arg(
         long,
         default_value_t = 0,
         allow_negative_numbers = true,
-        requires = "config_dir"
+        requires = "compiled"
     )]
     port_offset: i32,
     /// Admin server address (/config_dump, /stats/prometheus, /clusters, /ready, /quitquitquit)
@@ -60,6 +61,8 @@ pub struct Args {
     /// Seed traffic splits and load balancing (reproducible runs)
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    xds: super::proxy_xds::XdsArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -81,7 +84,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )
         }
         (None, Some(_)) => None,
-        (None, None) => anyhow::bail!("one of --snapshot and --config-dir is required"),
+        // Served empty until the control plane's first push arrives.
+        (None, None) if args.xds.xds_address.is_some() => Some(model::ProxySnapshot::default()),
+        (None, None) => anyhow::bail!("one of --snapshot, --config-dir and --xds-address is required"),
     };
     // One worker runs as a plain event loop, as Envoy's and nginx's workers do: no work
     // stealing, no cross-thread wakeups.
@@ -125,6 +130,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         };
         let handle = std::sync::Arc::new(proxy::start(config, snapshot).await?);
         tracing::info!(admin = %handle.admin_addr(), health = %handle.health_addr(), "proxy ready");
+        let discovery = match args.xds.xds_address {
+            Some(_) => Some(super::proxy_xds::spawn(
+                &args.xds,
+                identity.proxy.clone(),
+                handle.clone(),
+            )?),
+            None => None,
+        };
         let follower = follow.map(|(store, versions, applied)| {
             let handle = handle.clone();
             tokio::spawn(async move {
@@ -143,6 +156,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // No new config while draining: the connections left finish on what they started with.
         if let Some(f) = follower {
             f.abort();
+        }
+        if let Some(d) = discovery {
+            d.abort();
         }
         let left = handle.drain(Duration::from_secs(args.drain_secs)).await;
         if left > 0 {

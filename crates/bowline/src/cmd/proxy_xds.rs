@@ -1,0 +1,128 @@
+//! `bowline proxy --xds-address HOST:PORT`: the proxy follows the control plane instead of a
+//! local directory. The discovery client (xds crate) reassembles snapshots from the stream and
+//! applies them through the proxy's store, which rejects a bad one (the reason goes back as a
+//! NACK) while the last good one keeps serving; when the control plane is away the proxy keeps
+//! serving and reconnects with backoff.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use proxy::{ProxyError, ProxyHandle};
+use xds::client::{Backoff, Connection, Rejection};
+use xds::server::BoxFuture;
+
+#[derive(clap::Args)]
+pub struct XdsArgs {
+    /// The control plane's discovery address (`bowline control --state-dir`): the proxy gets
+    /// its config from there and follows it
+    #[arg(long, value_name = "HOST:PORT")]
+    pub xds_address: Option<String>,
+    /// The mesh root certificate the control plane's serving certificate must chain to
+    /// (`<state-dir>/root-cert.pem`)
+    #[arg(long, value_name = "FILE", requires = "xds_address")]
+    root_cert: Option<PathBuf>,
+    /// This workload's bootstrap token (`POST /apis/token` on the control plane's monitoring
+    /// endpoint hands out its path)
+    #[arg(long, value_name = "FILE", requires = "xds_address")]
+    token_file: Option<PathBuf>,
+    /// Name the control plane's certificate must carry, when it is not the address's host
+    #[arg(long, value_name = "NAME", requires = "xds_address")]
+    xds_server_name: Option<String>,
+    /// The workload's service account (must be the one its token proves)
+    #[arg(long, value_name = "SA", requires = "xds_address")]
+    service_account: Option<String>,
+    /// The workload's address (Istio's INSTANCE_IPS; repeatable)
+    #[arg(long = "ip", value_name = "IP", requires = "xds_address")]
+    ips: Vec<IpAddr>,
+    /// The pod (or VM) name, for the node id `sidecar~IP~NAME.NS~NS.svc.cluster.local`
+    #[arg(long, value_name = "NAME", requires = "xds_address")]
+    node_name: Option<String>,
+    /// Join this WorkloadGroup of the namespace: the control plane registers a WorkloadEntry
+    /// for this proxy while it is connected
+    #[arg(long, value_name = "NAME", requires = "xds_address")]
+    workload_group: Option<String>,
+    /// `region/zone/subzone`
+    #[arg(long, value_name = "LOCALITY", requires = "xds_address")]
+    locality: Option<String>,
+    /// The cluster this proxy belongs to, as Istio's CLUSTER_ID
+    #[arg(long, default_value = "Kubernetes", requires = "xds_address")]
+    cluster_id: String,
+}
+
+/// Fills in what the control plane learns from the node metadata.
+pub fn node(args: &XdsArgs, mut proxy: model::ProxyIdentity) -> model::ProxyIdentity {
+    let kind = match proxy.role {
+        model::Role::Sidecar => "sidecar",
+        model::Role::Gateway => "router",
+    };
+    proxy.ips = args.ips.clone();
+    let ip = proxy
+        .ips
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let name = args
+        .node_name
+        .clone()
+        .unwrap_or_else(|| format!("bowline-proxy-{}", std::process::id()));
+    let ns = proxy.namespace.clone();
+    proxy.id = format!("{kind}~{ip}~{name}.{ns}~{ns}.svc.cluster.local");
+    proxy.service_account = args.service_account.clone().unwrap_or_default();
+    proxy.workload_group = args.workload_group.clone().unwrap_or_default();
+    proxy.locality = args.locality.clone().unwrap_or_default();
+    proxy
+}
+
+/// Reads the root and token files and starts following the control plane.
+pub fn spawn(
+    args: &XdsArgs,
+    proxy: model::ProxyIdentity,
+    handle: Arc<ProxyHandle>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let address = args
+        .xds_address
+        .clone()
+        .context("--xds-address is required")?;
+    let root = args
+        .root_cert
+        .as_ref()
+        .context("--root-cert is required with --xds-address")?;
+    let token = args
+        .token_file
+        .as_ref()
+        .context("--token-file is required with --xds-address")?;
+    let conn = Connection {
+        address,
+        server_name: args.xds_server_name.clone(),
+        root_cert_pem: std::fs::read_to_string(root)
+            .with_context(|| format!("reading {}", root.display()))?,
+        token: std::fs::read_to_string(token)
+            .with_context(|| format!("reading {}", token.display()))?
+            .trim()
+            .to_string(),
+    };
+    let node = node(args, proxy);
+    tracing::info!(node = %node.id, address = %conn.address, "following the control plane");
+    let client = xds::Client::new(conn, node, &args.cluster_id, Arc::new(Apply(handle)))
+        .with_backoff(Backoff::default());
+    Ok(tokio::spawn(client.run()))
+}
+
+struct Apply(Arc<ProxyHandle>);
+
+impl xds::Applier for Apply {
+    fn apply(&self, snapshot: model::ProxySnapshot) -> BoxFuture<'_, Result<(), Rejection>> {
+        Box::pin(async move {
+            match self.0.apply(snapshot).await {
+                Ok(()) => Ok(()),
+                // A reference to a table of the same push that has not arrived yet.
+                Err(e @ ProxyError::Snapshot(model::BuildError::UnknownRef { .. })) => {
+                    Err(Rejection::Incomplete(e.to_string()))
+                }
+                Err(e) => Err(Rejection::Invalid(e.to_string())),
+            }
+        })
+    }
+}
