@@ -378,6 +378,15 @@ impl<P: Provider> Stream<P> {
                 changed
             }
         };
+        if let Some(ts) = self.types.get(section.type_url) {
+            let subscribed = if ts.wildcard {
+                vec!["*".to_string()]
+            } else {
+                ts.names.iter().cloned().collect()
+            };
+            self.table
+                .update(self.conn, section.short, |t| t.subscribed = subscribed);
+        }
         if push {
             let generated = self.generate().await;
             if let Some(g) = generated {

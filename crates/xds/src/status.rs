@@ -37,6 +37,8 @@ pub struct TypeSync {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nack: Option<String>,
     pub resources: usize,
+    /// `["*"]` for every resource of the type, else the names subscribed to.
+    pub subscribed: Vec<String>,
 }
 
 impl TypeSync {
