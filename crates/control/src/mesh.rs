@@ -165,12 +165,13 @@ impl Mesh {
             trust_domain.clone(),
         )?);
         let serving = serving_cert(&authority, &opts)?;
-        let listener = TcpListener::bind(opts.xds_addr)
-            .await
-            .map_err(|source| MeshError::Bind {
-                addr: opts.xds_addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(opts.xds_addr)
+                .await
+                .map_err(|source| MeshError::Bind {
+                    addr: opts.xds_addr,
+                    source,
+                })?;
         let local_addr = listener.local_addr().map_err(|source| MeshError::Bind {
             addr: opts.xds_addr,
             source,

@@ -130,7 +130,11 @@ pub async fn create_certificate(
         validity_duration: ttl.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
     });
     conn.authorize(&mut req)?;
-    Ok(client.create_certificate(req).await?.into_inner().cert_chain)
+    Ok(client
+        .create_certificate(req)
+        .await?
+        .into_inner()
+        .cert_chain)
 }
 
 /// Why the proxy did not take a snapshot.

@@ -91,7 +91,8 @@ pub async fn serve<P: Provider>(
         stopped,
     );
     let certs = certs::CertService::new(opts.ca, opts.authenticator);
-    let tls = ServerTlsConfig::new().identity(Identity::from_pem(opts.cert_chain_pem, opts.key_pem));
+    let tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(opts.cert_chain_pem, opts.key_pem));
     let server = Server::builder()
         .tls_config(tls)
         .map_err(ServeError::Tls)?

@@ -141,7 +141,9 @@ pub static SECTIONS: &[Section] = &[
                 .filter_map(|l| l.kind.route_table())
                 .find(|t| !s.route_tables.iter().any(|rt| rt.name == *t));
             match missing {
-                Some(t) => Err(ResourceError::Incomplete(format!("no route table `{t}` yet"))),
+                Some(t) => Err(ResourceError::Incomplete(format!(
+                    "no route table `{t}` yet"
+                ))),
                 None => Ok(()),
             }
         },
@@ -266,10 +268,7 @@ impl Generated {
 }
 
 /// Puts a snapshot back together from every type's resources (indexed like [`SECTIONS`]).
-pub fn assemble(
-    version: &str,
-    types: &[TypeResources],
-) -> Result<ProxySnapshot, ResourceError> {
+pub fn assemble(version: &str, types: &[TypeResources]) -> Result<ProxySnapshot, ResourceError> {
     let empty = TypeResources::new();
     let mut s = ProxySnapshot {
         version: version.to_string(),
@@ -343,13 +342,22 @@ mod tests {
         let g = Generated::new(&snapshot(1), "v".into(), Instant::now(), None).unwrap();
         let mut t = types(&g);
         t[1].clear();
-        assert!(matches!(assemble("v", &t), Err(ResourceError::Incomplete(_))));
+        assert!(matches!(
+            assemble("v", &t),
+            Err(ResourceError::Incomplete(_))
+        ));
         let mut t = types(&g);
         t[2].clear();
-        assert!(matches!(assemble("v", &t), Err(ResourceError::Incomplete(_))));
+        assert!(matches!(
+            assemble("v", &t),
+            Err(ResourceError::Incomplete(_))
+        ));
         let mut t = types(&g);
         t[3].get_mut("0.0.0.0_80").unwrap().body = Bytes::from_static(b"{\"name\":1}");
-        assert!(matches!(assemble("v", &t), Err(ResourceError::Decode { .. })));
+        assert!(matches!(
+            assemble("v", &t),
+            Err(ResourceError::Decode { .. })
+        ));
     }
 
     #[test]

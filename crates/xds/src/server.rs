@@ -68,10 +68,7 @@ pub(crate) async fn authenticate<T>(
     req: &Request<T>,
     what: &str,
 ) -> Result<Identity, Status> {
-    let peer = req
-        .remote_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer = req.remote_addr().map(|a| a.to_string()).unwrap_or_default();
     let token = bearer(req.metadata()).inspect_err(|e| {
         warn!(%peer, call = what, reason = e.message(), "refused an unauthenticated call");
     })?;
@@ -338,7 +335,8 @@ impl<P: Provider> Stream<P> {
         }
         let push = match self.types.get_mut(section.type_url) {
             None => {
-                let names: BTreeSet<String> = req.resource_names_subscribe.iter().cloned().collect();
+                let names: BTreeSet<String> =
+                    req.resource_names_subscribe.iter().cloned().collect();
                 let wildcard = names.is_empty() || names.contains("*");
                 self.types.insert(
                     section.type_url,
@@ -369,7 +367,8 @@ impl<P: Provider> Stream<P> {
                         ts.names.remove(n);
                     }
                     // Forgotten, so a later subscribe sends it again.
-                    ts.sent.retain(|name, _| ts.wildcard || ts.names.contains(name));
+                    ts.sent
+                        .retain(|name, _| ts.wildcard || ts.names.contains(name));
                     changed = true;
                 }
                 if changed {
@@ -398,7 +397,11 @@ impl<P: Provider> Stream<P> {
 
     fn on_answer(&mut self, req: &DeltaDiscoveryRequest, index: usize) {
         let short = SECTIONS[index].short;
-        let Some(pos) = self.pending.iter().position(|p| p.nonce == req.response_nonce) else {
+        let Some(pos) = self
+            .pending
+            .iter()
+            .position(|p| p.nonce == req.response_nonce)
+        else {
             debug!(conn = self.conn, nonce = %req.response_nonce, "answer for an unknown nonce");
             return;
         };
@@ -514,7 +517,10 @@ impl<P: Provider> Stream<P> {
             r#type: section.label,
         };
         self.metrics.pushes.get_or_create(&labels).inc();
-        self.metrics.push_bytes.get_or_create(&labels).inc_by(bytes as u64);
+        self.metrics
+            .push_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes as u64);
         self.metrics
             .config_size
             .get_or_create(&labels)
@@ -536,7 +542,13 @@ impl<P: Provider> Stream<P> {
             version: g.version.clone(),
             triggered: g.triggered,
         });
-        debug!(conn = self.conn, r#type = section.short, resources = count, bytes, "sent");
+        debug!(
+            conn = self.conn,
+            r#type = section.short,
+            resources = count,
+            bytes,
+            "sent"
+        );
         self.tx.send(Ok(response)).await.map_err(|_| Closed)?;
         self.metrics
             .push_time

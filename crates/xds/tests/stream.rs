@@ -257,11 +257,7 @@ async fn full_sync(h: &Harness) -> Stream {
 }
 
 /// Polls the sync table until `f` holds for the only proxy's `short` type.
-async fn wait_sync(
-    h: &Harness,
-    short: &str,
-    f: impl Fn(&xds::TypeSync) -> bool,
-) -> xds::TypeSync {
+async fn wait_sync(h: &Harness, short: &str, f: impl Fn(&xds::TypeSync) -> bool) -> xds::TypeSync {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(t) = h
@@ -320,7 +316,10 @@ async fn a_push_sends_only_changed_resources_per_type() {
     );
     s.answer(&r, None).await;
     s.answer(&e, None).await;
-    wait_sync(&h, "EDS", |t| t.acked_version == "3" && t.state() == "SYNCED").await;
+    wait_sync(&h, "EDS", |t| {
+        t.acked_version == "3" && t.state() == "SYNCED"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -357,9 +356,14 @@ async fn a_nack_is_recorded_and_the_rejected_version_is_not_resent() {
 async fn resources_can_be_subscribed_and_unsubscribed_by_name() {
     let h = start().await;
     let token = h.conn.token.clone();
-    let mut s = Stream::open(&h, "default", vec![subscribe(ENDPOINTS, &["a"])], Some(&token))
-        .await
-        .unwrap();
+    let mut s = Stream::open(
+        &h,
+        "default",
+        vec![subscribe(ENDPOINTS, &["a"])],
+        Some(&token),
+    )
+    .await
+    .unwrap();
     let r = s.next().await;
     assert_eq!(names(&r), vec!["a"]);
     s.answer(&r, None).await;

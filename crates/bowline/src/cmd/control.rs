@@ -15,11 +15,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use control::mesh::{Mesh, MeshOptions};
+use control::push::PushOptions;
 use control::server::{
     ControlPlane, Metrics, Server, DEFAULT_MONITORING_ADDR, DEFAULT_WRITE_VISIBLE_WITHIN,
 };
-use control::mesh::{Mesh, MeshOptions};
-use control::push::PushOptions;
 use control::store::{ConfigWriter, DirSource, Store};
 
 fn default_id() -> String {
@@ -75,7 +75,9 @@ pub struct Args {
 /// `100ms`, `2s`, `1m`, `250us`; a bare number is milliseconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
     let n: f64 = number
         .parse()
@@ -86,7 +88,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use us, ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use us, ms, s, m or h)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }

@@ -86,7 +86,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (None, Some(_)) => None,
         // Served empty until the control plane's first push arrives.
         (None, None) if args.xds.xds_address.is_some() => Some(model::ProxySnapshot::default()),
-        (None, None) => anyhow::bail!("one of --snapshot, --config-dir and --xds-address is required"),
+        (None, None) => {
+            anyhow::bail!("one of --snapshot, --config-dir and --xds-address is required")
+        }
     };
     // One worker runs as a plain event loop, as Envoy's and nginx's workers do: no work
     // stealing, no cross-thread wakeups.

@@ -64,8 +64,8 @@ fn name(id: &str) -> &str {
 pub fn run(args: Args) -> Result<ExitCode> {
     let addr = args.control_plane.addr();
     let value = call_json(&addr, Method::GET, "/debug/syncz", String::new())?;
-    let mut rows: Vec<Row> =
-        serde_json::from_value(value).context("the control plane's /debug/syncz is not a list of proxies")?;
+    let mut rows: Vec<Row> = serde_json::from_value(value)
+        .context("the control plane's /debug/syncz is not a list of proxies")?;
     rows.sort_by(|a, b| name(&a.proxy).cmp(name(&b.proxy)));
     if let Some(wanted) = &args.proxy {
         rows.retain(|r| r.proxy == *wanted || name(&r.proxy) == wanted);
@@ -73,7 +73,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             eprintln!("error: no connected proxy named {wanted}");
             return Ok(ExitCode::from(1));
         };
-        println!("Proxy {} ({}) on {}", name(&row.proxy), row.proxy, row.control_plane);
+        println!(
+            "Proxy {} ({}) on {}",
+            name(&row.proxy),
+            row.proxy,
+            row.control_plane
+        );
         for (short, t) in ordered(&row.types) {
             println!(
                 "  {short:<5} {:<9} sent {} (nonce {}), acked {} (nonce {}){}",
@@ -82,7 +87,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 dash(&t.sent_nonce),
                 dash(&t.acked_version),
                 dash(&t.acked_nonce),
-                t.nack.as_ref().map(|n| format!("\n        NACK: {n}")).unwrap_or_default()
+                t.nack
+                    .as_ref()
+                    .map(|n| format!("\n        NACK: {n}"))
+                    .unwrap_or_default()
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -168,7 +176,13 @@ fn age(secs: u64) -> String {
 fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(String::len).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for r in rows {
         let line: Vec<String> = r

@@ -21,7 +21,10 @@ use crate::mesh::MeshState;
 
 pub(super) const PATHS: &[&str] = &["/debug/syncz", "/debug/registryz", "/apis/token"];
 
-pub(super) async fn handle(mesh: Option<&Arc<MeshState>>, req: Request<Incoming>) -> Response<Body> {
+pub(super) async fn handle(
+    mesh: Option<&Arc<MeshState>>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let Some(mesh) = mesh else {
         return text(
             StatusCode::NOT_FOUND,
@@ -32,11 +35,15 @@ pub(super) async fn handle(mesh: Option<&Arc<MeshState>>, req: Request<Incoming>
     match (req.method().clone(), req.uri().path()) {
         (Method::GET, "/debug/syncz") => {
             let rows = mesh.table.snapshot();
-            json(StatusCode::OK, &serde_json::to_value(rows).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(rows).unwrap_or_default(),
+            )
         }
         (Method::GET, "/debug/registryz") => json(StatusCode::OK, &mesh.pusher.registryz()),
         (Method::POST, "/apis/token") => {
-            let (Some(ns), Some(sa)) = (param(&query, "namespace"), param(&query, "serviceAccount"))
+            let (Some(ns), Some(sa)) =
+                (param(&query, "namespace"), param(&query, "serviceAccount"))
             else {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -44,7 +51,10 @@ pub(super) async fn handle(mesh: Option<&Arc<MeshState>>, req: Request<Incoming>
                 );
             };
             match mesh.token(&ns, &sa).await {
-                Ok(grant) => json(StatusCode::OK, &serde_json::to_value(grant).unwrap_or_default()),
+                Ok(grant) => json(
+                    StatusCode::OK,
+                    &serde_json::to_value(grant).unwrap_or_default(),
+                ),
                 Err(e) => json(
                     StatusCode::BAD_REQUEST,
                     &json!({ "status": "Failure", "message": e.to_string() }),
