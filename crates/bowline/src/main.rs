@@ -37,7 +37,7 @@ enum Command {
     /// List resources of the running control plane (kubectl get)
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
-    Proxy(cmd::proxy::Args),
+    Proxy(Box<cmd::proxy::Args>),
     /// Show each connected proxy's sync state per config type (istioctl proxy-status)
     ProxyStatus(cmd::proxy_status::Args),
 }
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => cmd::apply::apply(a),
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
-        Command::Proxy(a) => cmd::proxy::run(a),
+        Command::Proxy(a) => cmd::proxy::run(*a),
         Command::ProxyStatus(a) => cmd::proxy_status::run(a),
     };
     match result {
