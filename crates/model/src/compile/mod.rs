@@ -4,6 +4,7 @@
 //! - [`gateway`]: listeners and route tables from the Gateways selecting the proxy and the
 //!   VirtualServices bound to them.
 //! - [`sidecar`]: outbound listeners, one virtual host per visible service.
+//! - [`scope`]: the Sidecar resource that applies to a sidecar: visible services, outbound policy.
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
 //! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
 //!   filtered by DestinationRule subsets, and warnings.
@@ -14,6 +15,7 @@
 
 mod gateway;
 mod routes;
+mod scope;
 mod sidecar;
 
 use std::collections::{BTreeMap, BTreeSet};
