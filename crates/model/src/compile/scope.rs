@@ -101,8 +101,7 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 /// The services a sidecar's outbound config covers: the visible ones, narrowed by its Sidecar.
-pub(super) fn visible_services(cx: &Cx<'_>) -> Vec<Service> {
-    let ns = cx.proxy.namespace.as_str();
+pub(super) fn visible_services(cx: &Cx<'_>, ns: &str) -> Vec<Service> {
     let scope = Scope::of(cx);
     cx.registry
         .visible(ns)

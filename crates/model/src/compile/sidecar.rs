@@ -19,7 +19,7 @@ use crate::snapshot::{Listener, ListenerKind};
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
     let ns = cx.proxy.namespace.clone();
-    let services: Vec<Service> = super::scope::visible_services(cx);
+    let services: Vec<Service> = super::scope::visible_services(cx, &ns);
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
     for s in &services {
