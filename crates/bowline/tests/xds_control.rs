@@ -2,7 +2,7 @@
 //! serving Istio YAML over the discovery stream (TLS, bootstrap tokens) to `bowline proxy
 //! --xds-address`, changes through `bowline apply`, `bowline proxy-status`, NACKs from a proxy
 //! that cannot bind a pushed listener, a control-plane restart under traffic, WorkloadGroup
-//! auto-registration, and refused callers.
+//! auto-registration with a workload certificate from the control plane, and refused callers.
 //!
 //! Backends listen on a loopback block of their own per test (as in `proxy_config_dir.rs`);
 //! every port comes from the OS.
@@ -524,7 +524,7 @@ spec:
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workload_group_member_is_registered_while_connected() {
+async fn a_workload_group_member_is_registered_while_connected_and_gets_its_certificate() {
     let dir = bookinfo_dir("autoreg", &block(3));
     std::fs::write(dir.join("config/group.yaml"), GROUP).unwrap();
     let control = Control::start(&dir, "127.0.0.1:0", &["--workload-entry-grace", "200ms"]);
@@ -546,6 +546,7 @@ async fn a_workload_group_member_is_registered_while_connected() {
             "app=ratings-vm,version=v9",
             "--node-name",
             "vm-1",
+            "--workload-cert",
         ],
         0,
     );
@@ -568,6 +569,22 @@ async fn a_workload_group_member_is_registered_while_connected() {
         }
     };
     registryz(true);
+    // Its workload certificate came from the control plane's CA, over the same TLS port.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !vm
+        .log
+        .lock()
+        .unwrap()
+        .contains("workload certificate issued by the control plane")
+    {
+        assert!(Instant::now() < deadline, "{}", vm.log.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(control
+        .log
+        .lock()
+        .unwrap()
+        .contains("spiffe://cluster.local/ns/default/sa/bookinfo-ratings"));
     drop(vm);
     registryz(false);
     let _ = std::fs::remove_dir_all(&dir);

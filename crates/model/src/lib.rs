@@ -31,9 +31,10 @@ pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, Upstre
 pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
 pub use registry::Registry;
 pub use route::{
-    CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
-    RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch,
-    VirtualHost, WeightedCluster,
+    AbortStatus, CorsPolicy, DirectResponse, FaultAbort, FaultDelay, FaultPolicy, ForwardAction,
+    HeaderMatch, HeaderOps, MirrorPolicy, QueryParamMatch, Redirect, RegexRewrite, RetryPolicy,
+    Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch, VirtualHost, WeightedCluster,
+    PER_MILLION,
 };
 pub use runtime::{BuildError, RequestView, RouteHit, Runtime};
 pub use snapshot::{Listener, ListenerKind, ProxySnapshot, SniRoute};

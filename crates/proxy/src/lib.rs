@@ -3,9 +3,13 @@
 //! - [`state`]: the live configuration, one compiled snapshot behind an `ArcSwap`, and
 //!   per-cluster load-balancing state.
 //! - [`listeners`]: sockets that follow the snapshot, and dispatch by listener kind.
-//! - [`http`]: the HTTP path: routing, rewrites, header rules, upstream calls, upgrades.
+//! - [`http`]: the HTTP path: routing, rewrites, header rules, faults, retries, mirrors,
+//!   upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
+//! - [`capture`]: the sidecar's virtual outbound (15001) and inbound (15006) listeners, by
+//!   original destination; [`mtls`]: mesh mTLS in and out; [`certs`]: the workload certificate
+//!   ([`certs::CertProvider`], rotation).
 //! - [`h1guard`]: the request-smuggling check hyper does not do.
 //! - [`error`]: failures by side, named by Istio response flag.
 //! - [`metrics`], [`admin`]: Prometheus metrics; the admin (:15000) and health (:15021) servers.
@@ -17,16 +21,19 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `/certs` `POST /certs/rotate` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 
 pub mod admin;
+pub mod capture;
+pub mod certs;
 pub mod drain;
 pub mod error;
 pub mod h1guard;
 pub mod http;
 pub mod listeners;
 pub mod metrics;
+pub mod mtls;
 pub mod sni;
 pub mod state;
 pub mod tcp;
@@ -40,7 +47,7 @@ use model::ProxySnapshot;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
-pub use error::{ProxyError, RequestError, ResponseFlag, Side};
+pub use error::{FlagSet, ProxyError, RequestError, ResponseFlag, Side};
 
 /// Downstream hardening limits. Defaults are Envoy's.
 #[derive(Clone, Debug)]
@@ -73,6 +80,9 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Seed for traffic splits and load balancing; `None` uses per-thread generators.
     pub seed: Option<u64>,
+    /// The workload certificate, for mesh mTLS; `None` serves plain text only (STRICT ports
+    /// then refuse everything).
+    pub certs: Option<Arc<certs::CertManager>>,
 }
 
 impl Default for ProxyConfig {
@@ -82,6 +92,7 @@ impl Default for ProxyConfig {
             health_addr: SocketAddr::from(([0, 0, 0, 0], 15021)),
             limits: Limits::default(),
             seed: None,
+            certs: None,
         }
     }
 }
@@ -92,6 +103,10 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub random: state::Random,
     pub drain: drain::Drain,
+    pub certs: Option<Arc<certs::CertManager>>,
+    pub mesh_clients: Arc<mtls::MeshClients>,
+    /// Bounds mirrored requests in flight.
+    pub mirrors: http::mirror::Mirrors,
     builders: http::server::Builders,
     /// Request counters for requests answered by the proxy itself.
     local_counters: [Counter; 5],
@@ -122,6 +137,9 @@ pub async fn start(
             None => state::Random::Thread,
         },
         drain: drain::Drain::default(),
+        certs: config.certs.clone(),
+        mesh_clients: Arc::default(),
+        mirrors: http::mirror::Mirrors::default(),
         builders: http::server::Builders::new(&config.limits),
         local_counters: metrics.cluster_counters(""),
         metrics,

@@ -59,6 +59,7 @@ pub fn forward_to(cluster: &str) -> RouteAction {
         rewrite: None,
         timeout_ms: None,
         retry: None,
+        ..Default::default()
     })
 }
 
@@ -103,5 +104,6 @@ pub fn http_snapshot(vhosts: Vec<VirtualHost>, clusters: Vec<Cluster>) -> ProxyS
         listeners: vec![http_listener("http", "rt")],
         route_tables: vec![table("rt", vhosts)],
         clusters,
+        ..Default::default()
     }
 }

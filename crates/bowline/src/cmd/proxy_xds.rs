@@ -30,10 +30,7 @@ pub struct XdsArgs {
     /// Name the control plane's certificate must carry, when it is not the address's host
     #[arg(long, value_name = "NAME", requires = "xds_address")]
     xds_server_name: Option<String>,
-    /// The workload's service account (must be the one its token proves)
-    #[arg(long, value_name = "SA", requires = "xds_address")]
-    service_account: Option<String>,
-    /// The workload's address (Istio's INSTANCE_IPS; repeatable)
+    /// The workload's addresses (Istio's INSTANCE_IPS; repeatable; --pod-ip is added)
     #[arg(long = "ip", value_name = "IP", requires = "xds_address")]
     ips: Vec<IpAddr>,
     /// The pod (or VM) name, for the node id `sidecar~IP~NAME.NS~NS.svc.cluster.local`
@@ -49,6 +46,80 @@ pub struct XdsArgs {
     /// The cluster this proxy belongs to, as Istio's CLUSTER_ID
     #[arg(long, default_value = "Kubernetes", requires = "xds_address")]
     cluster_id: String,
+    /// Get the workload certificate from the control plane (`CreateCertificate`, authenticated
+    /// by the token) and speak mesh mTLS, rotating it before it expires
+    #[arg(long, requires = "xds_address")]
+    workload_cert: bool,
+    /// The mesh's trust domain, for the workload's SPIFFE identity
+    #[arg(long, default_value = "cluster.local", requires = "workload_cert")]
+    trust_domain: String,
+}
+
+impl XdsArgs {
+    fn connection(&self) -> Result<Connection> {
+        let address = self
+            .xds_address
+            .clone()
+            .context("--xds-address is required")?;
+        let root = self
+            .root_cert
+            .as_ref()
+            .context("--root-cert is required with --xds-address")?;
+        let token = self
+            .token_file
+            .as_ref()
+            .context("--token-file is required with --xds-address")?;
+        Ok(Connection {
+            address,
+            server_name: self.xds_server_name.clone(),
+            root_cert_pem: std::fs::read_to_string(root)
+                .with_context(|| format!("reading {}", root.display()))?,
+            token: std::fs::read_to_string(token)
+                .with_context(|| format!("reading {}", token.display()))?
+                .trim()
+                .to_string(),
+        })
+    }
+}
+
+/// With `--workload-cert`: the workload certificate from the control plane's CA, issued before
+/// the proxy serves (as Istio's agent does before Envoy starts).
+pub async fn certs(
+    args: &XdsArgs,
+    proxy: &model::ProxyIdentity,
+    ttl: Option<std::time::Duration>,
+) -> Result<Option<Arc<proxy::certs::CertManager>>> {
+    if !args.workload_cert || args.xds_address.is_none() {
+        return Ok(None);
+    }
+    let conn = Arc::new(args.connection()?);
+    let trust_domain = ca::TrustDomain::new(&args.trust_domain)
+        .with_context(|| format!("--trust-domain `{}`", args.trust_domain))?;
+    let workload = ca::Identity::new(trust_domain, &proxy.namespace, &proxy.service_account)
+        .context("the workload identity")?;
+    let roots = Some(conn.root_cert_pem.clone());
+    let call = move |csr: String, ttl: Option<std::time::Duration>| {
+        let conn = conn.clone();
+        let fut: BoxFuture<'static, proxy::certs::RemoteAnswer> = Box::pin(async move {
+            xds::client::create_certificate(&conn, &csr, ttl)
+                .await
+                .map_err(|e| e.to_string())
+        });
+        fut
+    };
+    let provider = Arc::new(proxy::certs::RemoteCa::new(call, roots));
+    let manager = proxy::certs::CertManager::start(
+        workload.clone(),
+        provider,
+        ttl,
+        tls::DEFAULT_GRACE_PERIOD_RATIO,
+    )
+    .await
+    .with_context(|| {
+        format!("getting the workload certificate for {workload} from the control plane")
+    })?;
+    tracing::info!(identity = %workload, "workload certificate issued by the control plane");
+    Ok(Some(manager))
 }
 
 /// Fills in what the control plane learns from the node metadata.
@@ -58,6 +129,9 @@ pub fn node(args: &XdsArgs, mut proxy: model::ProxyIdentity) -> model::ProxyIden
         model::Role::Gateway => "router",
     };
     proxy.ips = args.ips.clone();
+    if let Some(ip) = proxy.pod_ip.filter(|ip| !proxy.ips.contains(ip)) {
+        proxy.ips.insert(0, ip);
+    }
     let ip = proxy
         .ips
         .first()
@@ -69,7 +143,6 @@ pub fn node(args: &XdsArgs, mut proxy: model::ProxyIdentity) -> model::ProxyIden
         .unwrap_or_else(|| format!("bowline-proxy-{}", std::process::id()));
     let ns = proxy.namespace.clone();
     proxy.id = format!("{kind}~{ip}~{name}.{ns}~{ns}.svc.cluster.local");
-    proxy.service_account = args.service_account.clone().unwrap_or_default();
     proxy.workload_group = args.workload_group.clone().unwrap_or_default();
     proxy.locality = args.locality.clone().unwrap_or_default();
     proxy
@@ -81,28 +154,7 @@ pub fn spawn(
     proxy: model::ProxyIdentity,
     handle: Arc<ProxyHandle>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let address = args
-        .xds_address
-        .clone()
-        .context("--xds-address is required")?;
-    let root = args
-        .root_cert
-        .as_ref()
-        .context("--root-cert is required with --xds-address")?;
-    let token = args
-        .token_file
-        .as_ref()
-        .context("--token-file is required with --xds-address")?;
-    let conn = Connection {
-        address,
-        server_name: args.xds_server_name.clone(),
-        root_cert_pem: std::fs::read_to_string(root)
-            .with_context(|| format!("reading {}", root.display()))?,
-        token: std::fs::read_to_string(token)
-            .with_context(|| format!("reading {}", token.display()))?
-            .trim()
-            .to_string(),
-    };
+    let conn = args.connection()?;
     let node = node(args, proxy);
     tracing::info!(node = %node.id, address = %conn.address, "following the control plane");
     let client = xds::Client::new(conn, node, &args.cluster_id, Arc::new(Apply(handle)))

@@ -2,7 +2,8 @@
 //! namespace, an HTTP listener whose route table has a virtual host per service (routes from the
 //! mesh VirtualServices for it, else straight to its cluster), or a TCP listener.
 //!
-//! Inbound listeners (15006), the capture listener (15001) and Sidecar resources come later.
+//! With capture ([`super::capture`]) these listeners become chains of the virtual outbound
+//! listener and every HTTP table ends with Istio's `allow_any` or `block_all` virtual host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -22,6 +23,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let services: Vec<Service> = super::scope::visible_services(cx, &ns);
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
+    let mut sniffed: Vec<(&Service, u16)> = Vec::new();
     for s in &services {
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
@@ -31,8 +33,12 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             if p.protocol.is_tcp() {
                 tcp.push((s, p.number));
             } else {
-                // HTTP, and unknown protocols: sniffing is not compiled yet, so treat as HTTP.
+                // HTTP, and unknown protocols: those are served as HTTP on 0.0.0.0:port too; with
+                // capture, a service address of their own sniffs (HTTP, else TCP to the service).
                 http_ports.entry(p.number).or_default().push(s);
+                if p.protocol == api::protocol::Protocol::Unknown && cx.proxy.capture {
+                    sniffed.push((s, p.number));
+                }
             }
         }
     }
@@ -40,13 +46,24 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let mut tables = Vec::new();
     for (port, svcs) in &http_ports {
         let table = http_table(cx, *port, svcs);
+        // With capture, a port some service leaves to sniffing takes non-HTTP connections
+        // too, to where unknown destinations go (Istio's 0.0.0.0:port with protocol detection).
+        let sniffs = cx.proxy.capture && sniffed.iter().any(|(_, p)| p == port);
+        let kind = if sniffs {
+            ListenerKind::AutoSniff {
+                route_table: table.name.clone(),
+                tcp_clusters: vec![super::capture::fallback_cluster(cx)],
+            }
+        } else {
+            ListenerKind::Http {
+                route_table: table.name.clone(),
+            }
+        };
         let mut l = Listener {
             name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: cx.listener_port(*port)?,
-            kind: ListenerKind::Http {
-                route_table: table.name.clone(),
-            },
+            kind,
         };
         l.name = listener_name(&l);
         listeners.push(l);
@@ -56,34 +73,67 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
         listeners.iter().map(|l| (l.address, l.port)).collect();
     for (s, port) in tcp {
         // Without per-service addresses every service would share 0.0.0.0:port; a TCP port can
-        // only carry one destination, so use the service IP when there is one.
-        let address = s
-            .addresses
-            .iter()
-            .find_map(|a| a.parse::<IpAddr>().ok())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let listen = cx.listener_port(port)?;
-        if !bound.insert((address, listen)) {
-            cx.warnings.push(super::Warning {
-                resource: String::new(),
-                message: format!(
-                    "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
-                    s.hostname
-                ),
-            });
-            continue;
+        // only carry one destination, so use the service IP when there is one. With capture,
+        // every address of the service (its VIPs) leads to it, as the original destination can
+        // be any of them; without, one socket is bound, on the first.
+        let mut addresses = service_ips(s, cx.proxy.capture);
+        if addresses.is_empty() {
+            addresses.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         }
-        let clusters = tcp_clusters(cx, s, port);
-        let mut l = Listener {
-            name: String::new(),
-            address,
-            port: listen,
-            kind: ListenerKind::Tcp { clusters },
-        };
-        l.name = listener_name(&l);
-        listeners.push(l);
+        let listen = cx.listener_port(port)?;
+        for address in addresses {
+            if !bound.insert((address, listen)) {
+                cx.warnings.push(super::Warning {
+                    resource: String::new(),
+                    message: format!(
+                        "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
+                        s.hostname
+                    ),
+                });
+                continue;
+            }
+            let clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::Tcp { clusters },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
+        }
+    }
+    for (s, port) in sniffed {
+        let listen = cx.listener_port(port)?;
+        for address in service_ips(s, true) {
+            if !bound.insert((address, listen)) {
+                continue;
+            }
+            let tcp_clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::AutoSniff {
+                    route_table: port.to_string(),
+                    tcp_clusters,
+                },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
+        }
     }
     Ok((listeners, tables))
+}
+
+/// The service's IP addresses (CIDRs and names skipped): all of them, or only the first.
+fn service_ips(s: &Service, all: bool) -> Vec<IpAddr> {
+    let ips = s.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok());
+    if all {
+        ips.collect()
+    } else {
+        ips.take(1).collect()
+    }
 }
 
 /// Domains a client may use for `s` on `port`: the FQDN, `name.ns` and `name.ns.svc` for
@@ -174,7 +224,9 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         }],
                         rewrite: None,
                         timeout_ms: None,
-                        retry: None,
+                        // Routes without a VirtualService get the mesh default too.
+                        retry: super::resilience::retry_policy(cx.mesh, None).map(Box::new),
+                        ..Default::default()
                     }),
                     request_headers: Default::default(),
                     response_headers: Default::default(),
@@ -187,6 +239,9 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
             domains,
             routes,
         });
+    }
+    if cx.proxy.capture {
+        vhosts.push(super::capture::unknown_host_vhost(cx));
     }
     RouteTable {
         name: port.to_string(),

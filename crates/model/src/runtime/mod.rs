@@ -6,8 +6,10 @@
 //! path of the first problem; the proxy keeps serving the last good one.
 
 mod actions;
+mod capture;
 mod domains;
 mod matching;
+mod resilience;
 #[cfg(test)]
 mod tests;
 
@@ -21,11 +23,17 @@ use http::StatusCode;
 pub use actions::{
     redirect_location, CompiledCors, CompiledHeaderOps, CompiledRewrite, MatchedPath,
 };
+use capture::{build_kind, mesh_tls};
+pub use capture::{RuntimeChain, RuntimeMeshTls};
 pub use matching::{CompiledMatch, CompiledRouteMatch, RequestView};
+pub use resilience::{
+    in_share, shadow_host, AttemptFailure, RetryOn, RuntimeFault, RuntimeMirror, RuntimeRetry,
+    DEFAULT_BACKOFF_BASE,
+};
 
 use crate::cluster::{Cluster, HealthStatus, LbPolicy, UpstreamProtocol};
-use crate::route::{Redirect, RetryPolicy, Route, RouteAction, RouteTable, WeightedCluster};
-use crate::snapshot::{ListenerKind, ProxySnapshot};
+use crate::route::{Redirect, Route, RouteAction, RouteTable, WeightedCluster};
+use crate::snapshot::{PeerMtls, ProxySnapshot};
 use domains::{DomainError, DomainIndex};
 
 /// Why a snapshot cannot be served. `at` is a path into the snapshot, e.g.
@@ -68,6 +76,8 @@ pub struct Runtime {
     pub listeners: Vec<RuntimeListener>,
     pub tables: Vec<RuntimeTable>,
     pub clusters: Vec<RuntimeCluster>,
+    /// Mesh mTLS origination per cluster (same index as `clusters`).
+    pub mesh_tls: Vec<Option<RuntimeMeshTls>>,
     cluster_index: HashMap<String, usize>,
 }
 
@@ -80,10 +90,27 @@ pub struct RuntimeListener {
 
 #[derive(Debug)]
 pub enum RuntimeListenerKind {
-    Http { table: usize, h2_only: bool },
-    Tcp { clusters: WeightedSet },
-    TlsPassthrough { routes: Vec<RuntimeSniRoute> },
-    AutoSniff { table: usize, tcp: WeightedSet },
+    Http {
+        table: usize,
+        h2_only: bool,
+    },
+    Tcp {
+        clusters: WeightedSet,
+    },
+    TlsPassthrough {
+        routes: Vec<RuntimeSniRoute>,
+    },
+    AutoSniff {
+        table: usize,
+        tcp: WeightedSet,
+    },
+    /// 15001 (`inbound: false`) or 15006: dispatch by original destination.
+    Capture {
+        inbound: bool,
+        chains: Vec<RuntimeChain>,
+        fallback: WeightedSet,
+        fallback_mtls: PeerMtls,
+    },
 }
 
 #[derive(Debug)]
@@ -142,7 +169,9 @@ pub struct RuntimeForward {
     pub clusters: WeightedSet,
     pub rewrite: Option<CompiledRewrite>,
     pub timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RuntimeRetry>>,
+    pub fault: Option<Box<RuntimeFault>>,
+    pub mirrors: Vec<RuntimeMirror>,
 }
 
 /// Clusters with cumulative weights: pick with a uniform number below [`WeightedSet::total`].
@@ -367,64 +396,7 @@ impl Runtime {
                     reason: format!("address {addr} is used by another listener"),
                 });
             }
-            let table = |name: &str| {
-                table_index
-                    .get(name)
-                    .copied()
-                    .ok_or_else(|| BuildError::UnknownRef {
-                        at: format!("{at}.kind.route_table"),
-                        what: "route table",
-                        name: name.to_string(),
-                    })
-            };
-            let kind = match &l.kind {
-                ListenerKind::Http { route_table } => RuntimeListenerKind::Http {
-                    table: table(route_table)?,
-                    h2_only: false,
-                },
-                ListenerKind::Http2 { route_table } => RuntimeListenerKind::Http {
-                    table: table(route_table)?,
-                    h2_only: true,
-                },
-                ListenerKind::Tcp { clusters } => RuntimeListenerKind::Tcp {
-                    clusters: WeightedSet::build(
-                        clusters,
-                        &cluster_index,
-                        &format!("{at}.kind.clusters"),
-                    )?,
-                },
-                ListenerKind::AutoSniff {
-                    route_table,
-                    tcp_clusters,
-                } => RuntimeListenerKind::AutoSniff {
-                    table: table(route_table)?,
-                    tcp: WeightedSet::build(
-                        tcp_clusters,
-                        &cluster_index,
-                        &format!("{at}.kind.tcp_clusters"),
-                    )?,
-                },
-                ListenerKind::TlsPassthrough { routes } => RuntimeListenerKind::TlsPassthrough {
-                    routes: routes
-                        .iter()
-                        .enumerate()
-                        .map(|(r, route)| {
-                            Ok(RuntimeSniRoute {
-                                sni_hosts: route
-                                    .sni_hosts
-                                    .iter()
-                                    .map(|h| h.to_ascii_lowercase())
-                                    .collect(),
-                                clusters: WeightedSet::build(
-                                    &route.clusters,
-                                    &cluster_index,
-                                    &format!("{at}.kind.routes[{r}].clusters"),
-                                )?,
-                            })
-                        })
-                        .collect::<Result<_, BuildError>>()?,
-                },
-            };
+            let kind = build_kind(&l.kind, &at, &table_index, &cluster_index, true)?;
             listeners.push(RuntimeListener {
                 name: l.name.clone(),
                 addr,
@@ -432,11 +404,13 @@ impl Runtime {
             });
         }
 
+        let mesh_tls = mesh_tls(&snapshot, &cluster_index)?;
         Ok(Runtime {
             source: snapshot,
             listeners,
             tables,
             clusters,
+            mesh_tls,
             cluster_index,
         })
     }
@@ -545,7 +519,24 @@ fn build_route(
                 .map(|rw| CompiledRewrite::compile(rw, &format!("{at}.action.rewrite")))
                 .transpose()?,
             timeout: f.timeout_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
-            retry: f.retry.clone(),
+            retry: f
+                .retry
+                .as_ref()
+                .map(|p| RuntimeRetry::compile(p, &format!("{at}.action.retry")).map(Box::new))
+                .transpose()?,
+            fault: f
+                .fault
+                .as_ref()
+                .map(|p| RuntimeFault::compile(p, &format!("{at}.action.fault")).map(Box::new))
+                .transpose()?,
+            mirrors: f
+                .mirrors
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    RuntimeMirror::compile(m, clusters, &format!("{at}.action.mirrors[{i}]"))
+                })
+                .collect::<Result<_, _>>()?,
         }),
         RouteAction::Redirect(rd) => {
             if ![301, 302, 303, 307, 308].contains(&rd.status) {
