@@ -278,7 +278,9 @@ fn synced(status: &str, name: &str) -> bool {
     status
         .lines()
         .find(|l| l.starts_with(name))
-        .is_some_and(|r| r.matches("SYNCED").count() == 4)
+        .is_some_and(|r| {
+            r.matches("SYNCED").count() >= 4 && !r.contains("STALE") && !r.contains("NOT SENT")
+        })
 }
 
 const DETAILS_ROUTE: &str = r#"apiVersion: networking.istio.io/v1

@@ -17,11 +17,11 @@ use tonic::Streaming;
 use xds::client::{ClientError, Connection, Rejection};
 use xds::pb::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use xds::pb::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, ErrorDetail, Node};
-use xds::resources::{CLUSTER, ENDPOINTS, LISTENER, ROUTE_TABLE};
+use xds::resources::{CLUSTER, ENDPOINTS, LISTENER, MESH_TLS, ROUTE_TABLE};
 use xds::server::BoxFuture;
 use xds::{Generated, Provider, SyncTable};
 
-const TYPES: [&str; 4] = [CLUSTER, ENDPOINTS, ROUTE_TABLE, LISTENER];
+const TYPES: [&str; 5] = [CLUSTER, ENDPOINTS, MESH_TLS, ROUTE_TABLE, LISTENER];
 
 /// Serves whatever snapshot the test sets, to every proxy.
 struct Fixed {
@@ -89,6 +89,7 @@ fn snapshot(a_port: u16, listener_port: u16) -> ProxySnapshot {
             virtual_hosts: vec![],
         }],
         clusters: vec![cluster("a", a_port), cluster("b", 2)],
+        mesh_tls: vec![],
     }
 }
 
@@ -283,7 +284,7 @@ async fn wait_sync(h: &Harness, short: &str, f: impl Fn(&xds::TypeSync) -> bool)
 async fn a_push_sends_only_changed_resources_per_type() {
     let h = start().await;
     let mut s = full_sync(&h).await;
-    for t in ["CDS", "EDS", "RDS", "LDS"] {
+    for t in ["CDS", "EDS", "MTLS", "RDS", "LDS"] {
         let synced = wait_sync(&h, t, |t| t.state() == "SYNCED").await;
         assert_eq!(synced.acked_version, "1");
     }
@@ -436,7 +437,7 @@ async fn a_reconnecting_proxy_gets_only_what_it_lacks() {
     );
     let e = s.next().await;
     assert_eq!(names(&e), vec!["a"]);
-    for t in [ROUTE_TABLE, LISTENER] {
+    for t in [MESH_TLS, ROUTE_TABLE, LISTENER] {
         let r = s.next().await;
         assert_eq!(
             (r.type_url.as_str(), r.resources.len()),
