@@ -112,7 +112,6 @@ pub(super) fn visible_services(cx: &Cx<'_>, ns: &str) -> Vec<Service> {
 }
 
 /// The proxy's outbound traffic policy (for the passthrough of unknown destinations).
-#[allow(dead_code)] // read by the sidecar's capture listener, which is being added
 pub(super) fn outbound_policy(cx: &Cx<'_>) -> OutboundTrafficPolicyMode {
     Scope::outbound_policy(Scope::of(cx).as_ref(), cx.mesh.outbound_policy())
 }
@@ -159,6 +158,31 @@ spec:
             .collect();
         out.sort();
         out
+    }
+
+    #[test]
+    fn a_workloads_sidecar_overrides_the_mesh_outbound_policy() {
+        let fallback = |yaml: &str| {
+            let rs = resources(&format!("{MESH}\n---\n{yaml}"));
+            let mut p = ProxyIdentity::new(Role::Sidecar, "shop");
+            p.labels.insert("app".into(), "web".into());
+            p.capture = true;
+            let c = compile(&rs, &MeshConfig::istio_default(), &p).unwrap();
+            c.snapshot
+                .listeners
+                .iter()
+                .find_map(|l| match &l.kind {
+                    crate::ListenerKind::OutboundCapture { fallback, .. } => {
+                        Some(fallback[0].cluster.clone())
+                    }
+                    _ => None,
+                })
+                .unwrap()
+        };
+        // Istio's mesh default is ALLOW_ANY; the workload's Sidecar says REGISTRY_ONLY.
+        assert_eq!(fallback(""), crate::compile::PASSTHROUGH_CLUSTER);
+        let sidecar = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: web, namespace: shop}\nspec:\n  workloadSelector: {labels: {app: web}}\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n";
+        assert_eq!(fallback(sidecar), crate::compile::BLACKHOLE_CLUSTER);
     }
 
     #[test]
