@@ -37,10 +37,12 @@ enum Command {
     /// List resources of the running control plane (kubectl get)
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
-    Proxy(cmd::proxy::Args),
+    Proxy(Box<cmd::proxy::Args>),
     /// Show what a running proxy serves, from its admin API (istioctl proxy-config), or change
     /// its log levels
     ProxyConfig(cmd::proxy_config::Args),
+    /// Show each connected proxy's sync state per config type (istioctl proxy-status)
+    ProxyStatus(cmd::proxy_status::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,8 +59,9 @@ fn main() -> ExitCode {
         Command::Apply(a) => cmd::apply::apply(a),
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
-        Command::Proxy(a) => cmd::proxy::run(a),
+        Command::Proxy(a) => cmd::proxy::run(*a),
         Command::ProxyConfig(a) => cmd::proxy_config::run(a),
+        Command::ProxyStatus(a) => cmd::proxy_status::run(a),
     };
     match result {
         Ok(code) => code,
@@ -66,5 +69,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks argument definitions (unique names, valid `requires`) only when a command is
+    /// built; this catches two modules adding the same flag before a user does.
+    #[test]
+    fn every_subcommands_arguments_are_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -7,7 +7,12 @@
 //! - [`server`]: the HTTP endpoint on istiod's monitoring port (:15014): configz, readiness,
 //!   metrics, and the apply/delete/get calls of the CLI.
 //!
-//! Still to come here: the service registry, the per-proxy compile and the push.
+//! - [`push`]: from the store's snapshots to each connected proxy: debounced push epochs,
+//!   per-shape compile shared between identical proxies, WorkloadGroup auto-registration; the
+//!   [`xds::Provider`] the discovery server runs on.
+//! - [`mesh`]: the CA, bootstrap tokens and the discovery server on :15012, started together.
 
+pub mod mesh;
+pub mod push;
 pub mod server;
 pub mod store;

@@ -9,4 +9,6 @@ pub mod get;
 pub mod input;
 pub mod proxy;
 pub mod proxy_config;
+pub mod proxy_status;
+pub mod proxy_xds;
 pub mod validate;

@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 use control::store::{ConfigSnapshot, DirSource, Store, DEFAULT_DEBOUNCE};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "config_dir"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["snapshot", "config_dir", "xds_address"])))]
+#[command(group(clap::ArgGroup::new("compiled").args(["config_dir", "xds_address"])))]
 pub struct Args {
     /// Proxy snapshot (listeners, route tables, clusters) as JSON
     #[arg(long)]
@@ -29,39 +30,39 @@ pub struct Args {
     config_dir: Option<PathBuf>,
     /// With --config-dir: gateway (listeners from Gateways selecting --labels) or sidecar
     /// (outbound listeners for every visible service)
-    #[arg(long, value_enum, default_value = "sidecar", requires = "config_dir")]
+    #[arg(long, value_enum, default_value = "sidecar", requires = "compiled")]
     role: RoleArg,
     /// With --config-dir: the proxy's labels, `k=v,k=v` (e.g. istio=ingressgateway)
-    #[arg(long, default_value = "", requires = "config_dir")]
+    #[arg(long, default_value = "", requires = "compiled")]
     labels: String,
     /// With --config-dir: the proxy's namespace
-    #[arg(long, default_value = "default", requires = "config_dir")]
+    #[arg(long, default_value = "default", requires = "compiled")]
     namespace: String,
     /// With --config-dir: added to every listener port (serve a Gateway's port 80 as 8080 with 8000)
     #[arg(
         long,
         default_value_t = 0,
         allow_negative_numbers = true,
-        requires = "config_dir"
+        requires = "compiled"
     )]
     port_offset: i32,
-    /// With --config-dir: the proxy's locality `region/zone/subzone` (Envoy's node locality),
-    /// for locality load balancing and failover
-    #[arg(long, default_value = "", requires = "config_dir")]
+    /// The proxy's locality `region/zone/subzone` (Envoy's node locality), for locality load
+    /// balancing and failover
+    #[arg(long, default_value = "", requires = "compiled")]
     locality: String,
     /// With --config-dir and --role sidecar: traffic is captured by iptables (Istio's
     /// istio-iptables rules in the pod), so serve the virtual outbound (15001) and inbound (15006)
     /// listeners, dispatching by original destination; run as uid 1337 in the pod's network
     /// namespace so the proxy's own connections are not captured
-    #[arg(long, requires = "config_dir", conflicts_with = "port_offset")]
+    #[arg(long, requires = "compiled", conflicts_with = "port_offset")]
     capture: bool,
     /// The workload's service account: its mesh identity is
     /// spiffe://<trust domain>/ns/<namespace>/sa/<service account> (default: `default`, or
     /// `istio-ingressgateway-service-account` for gateways)
-    #[arg(long, requires = "config_dir")]
+    #[arg(long, requires = "compiled")]
     service_account: Option<String>,
     /// The workload's (pod's) IP: which service endpoints are this workload
-    #[arg(long, requires = "config_dir")]
+    #[arg(long, requires = "compiled")]
     pod_ip: Option<std::net::IpAddr>,
     /// Mesh CA state directory (`bowline control`'s, or any: a root is created when missing):
     /// the proxy makes its key, signs its workload certificate with this CA, and speaks mesh
@@ -70,7 +71,7 @@ pub struct Args {
     ca_dir: Option<PathBuf>,
     /// Lifetime of the workload certificate (default: the CA's, 24 h); rotation starts when half
     /// of it is left
-    #[arg(long, value_name = "SECONDS", requires = "ca_dir")]
+    #[arg(long, value_name = "SECONDS")]
     cert_ttl_secs: Option<u64>,
     /// Admin server address (/config_dump, /stats/prometheus, /clusters, /ready, /certs, /quitquitquit)
     #[arg(long, default_value = "127.0.0.1:15000")]
@@ -87,6 +88,8 @@ pub struct Args {
     /// Seed traffic splits and load balancing (reproducible runs)
     #[arg(long)]
     seed: Option<u64>,
+    #[command(flatten)]
+    xds: super::proxy_xds::XdsArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -106,7 +109,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
             )
         }
         (None, Some(_)) => None,
-        (None, None) => anyhow::bail!("one of --snapshot and --config-dir is required"),
+        // Served empty until the control plane's first push arrives.
+        (None, None) if args.xds.xds_address.is_some() => Some(model::ProxySnapshot::default()),
+        (None, None) => {
+            anyhow::bail!("one of --snapshot, --config-dir and --xds-address is required")
+        }
     };
     // One worker runs as a plain event loop, as Envoy's and nginx's workers do: no work
     // stealing, no cross-thread wakeups.
@@ -148,7 +155,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 let manager = start_certs(dir, &mesh, &identity, args.cert_ttl_secs).await?;
                 Some(manager)
             }
-            _ => None,
+            _ => {
+                super::proxy_xds::certs(
+                    &args.xds,
+                    &identity.proxy,
+                    args.cert_ttl_secs.map(Duration::from_secs),
+                )
+                .await?
+            }
         };
         let rotation = certs.as_ref().map(|c| c.spawn_rotation());
         let config = proxy::ProxyConfig {
@@ -161,6 +175,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let handle = std::sync::Arc::new(proxy::start(config, snapshot).await?);
         handle.set_log_levels(log_levels);
         tracing::info!(admin = %handle.admin_addr(), health = %handle.health_addr(), "proxy ready");
+        let discovery = match args.xds.xds_address {
+            Some(_) => Some(super::proxy_xds::spawn(
+                &args.xds,
+                identity.proxy.clone(),
+                handle.clone(),
+            )?),
+            None => None,
+        };
         let follower = follow.map(|(store, versions, applied)| {
             let handle = handle.clone();
             tokio::spawn(async move {
@@ -179,6 +201,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // No new config while draining: the connections left finish on what they started with.
         if let Some(f) = follower {
             f.abort();
+        }
+        if let Some(d) = discovery {
+            d.abort();
         }
         if let Some(r) = rotation {
             r.abort();
@@ -283,7 +308,6 @@ fn identity(args: &Args) -> Result<Identity> {
             namespace: args.namespace.clone(),
             labels,
             port_offset: args.port_offset,
-            version: String::new(),
             locality: args.locality.clone(),
             capture: args.capture,
             pod_ip: args.pod_ip,
@@ -294,6 +318,7 @@ fn identity(args: &Args) -> Result<Identity> {
                 }
                 .to_string()
             }),
+            ..model::ProxyIdentity::new(model::Role::Sidecar, &args.namespace)
         },
         dir: args
             .config_dir

@@ -239,7 +239,7 @@ pub(super) async fn get(state: &Arc<ControlPlane>, query: &str) -> Response<Body
 }
 
 /// The first value of `key` in a query string, percent-decoded (`+` is a space, as in forms).
-fn param(query: &str, key: &str) -> Option<String> {
+pub(super) fn param(query: &str, key: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k) == key).then(|| percent_decode(v))

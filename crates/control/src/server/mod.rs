@@ -6,6 +6,7 @@
 //! explicit choice. HTTP/1.1 only: the clients are the CLI, curl and Prometheus.
 
 mod api;
+mod mesh_api;
 pub mod metrics;
 
 use std::convert::Infallible;
@@ -55,6 +56,7 @@ pub struct ControlPlane {
     metrics: Metrics,
     registry: Registry,
     write_visible_within: Duration,
+    mesh: Option<Arc<crate::mesh::MeshState>>,
 }
 
 impl ControlPlane {
@@ -69,7 +71,17 @@ impl ControlPlane {
             metrics,
             registry,
             write_visible_within: DEFAULT_WRITE_VISIBLE_WITHIN,
+            mesh: None,
         }
+    }
+
+    /// Serves the mesh calls (`/debug/syncz`, `/debug/registryz`, `/apis/token`) and exports
+    /// the push metrics.
+    pub fn with_mesh(mut self, mesh: Arc<crate::mesh::MeshState>) -> ControlPlane {
+        mesh.metrics.register(&mut self.registry);
+        mesh.pusher.register_metrics(&mut self.registry);
+        self.mesh = Some(mesh);
+        self
     }
 
     /// How long an apply or delete may wait for the store to serve its change before answering
@@ -174,6 +186,7 @@ async fn handle(state: &Arc<ControlPlane>, req: Request<Incoming>) -> Response<B
         (Method::POST, "/apis/apply") => api::write(state, req, metrics::WriteOp::Apply).await,
         (Method::POST, "/apis/delete") => api::write(state, req, metrics::WriteOp::Delete).await,
         (Method::GET, "/apis/get") => api::get(state, req.uri().query().unwrap_or("")).await,
+        (_, p) if mesh_api::PATHS.contains(&p) => mesh_api::handle(state.mesh.as_ref(), req).await,
         (
             _,
             "/ready" | "/debug/configz" | "/metrics" | "/apis/get" | "/apis/apply" | "/apis/delete",

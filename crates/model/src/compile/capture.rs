@@ -33,7 +33,7 @@ pub const VIRTUAL_OUTBOUND: &str = "virtualOutbound";
 pub const VIRTUAL_INBOUND: &str = "virtualInbound";
 
 fn registry_only(cx: &Cx<'_>) -> bool {
-    cx.mesh.outbound_policy() == OutboundTrafficPolicyMode::RegistryOnly
+    super::scope::outbound_policy(cx) == OutboundTrafficPolicyMode::RegistryOnly
 }
 
 fn capture_port(port: i32, default: u16) -> u16 {

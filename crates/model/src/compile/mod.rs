@@ -7,6 +7,7 @@
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
 //! - [`policy`]: which DestinationRule applies, its inheritance, and the compiled cluster policy
 //!   with locality priorities.
+//! - [`scope`]: the Sidecar resource that applies to a sidecar: visible services, outbound policy.
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both;
 //!   [`resilience`]: their retries, faults and mirrors.
 //! - `capture`: with traffic capture, the virtual outbound (15001) and inbound (15006)
@@ -26,6 +27,7 @@ mod peerauth;
 mod policy;
 mod resilience;
 mod routes;
+mod scope;
 mod sidecar;
 
 pub use capture::{
@@ -48,7 +50,8 @@ use crate::runtime::{BuildError, Runtime};
 use crate::snapshot::{Listener, MeshTlsOrigination, ProxySnapshot, TLS_MODE_LABEL};
 
 /// Which kind of proxy a snapshot is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An ingress/egress gateway: listeners come from Gateway resources.
     Gateway,
@@ -56,27 +59,51 @@ pub enum Role {
     Sidecar,
 }
 
-/// The proxy being compiled for, as pilot knows it from the proxy's node metadata.
-#[derive(Clone, Debug)]
+/// The proxy being compiled for, as pilot knows it from the proxy's node metadata. Serialized
+/// as that metadata on the control-plane stream, so every field added later needs a serde
+/// default (older proxies do not send it).
+///
+/// The control plane shares one compile between proxies that differ only in `id`, `ips` and
+/// `version` (see `control::push`; `locality` decides failover priorities, so it is an input): a compile step that starts reading one of
+/// those must also take it out of that list.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyIdentity {
     pub role: Role,
     pub namespace: String,
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Added to every listener port, so tests can serve a Gateway's port 8080 on a free
     /// unprivileged port. Routing still sees the configured port.
+    #[serde(default)]
     pub port_offset: i32,
     /// Becomes the snapshot's version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
-    /// `region/zone/subzone` of the proxy (Envoy's node locality), for locality load
-    /// balancing; empty when unknown.
-    pub locality: String,
     /// Sidecar only: traffic is captured by iptables, so listen on the virtual outbound (15001)
     /// and inbound (15006) listeners instead of one socket per service port.
+    #[serde(default)]
     pub capture: bool,
     /// The workload's address: how its own service endpoints are recognised (besides labels).
+    #[serde(default)]
     pub pod_ip: Option<IpAddr>,
     /// The workload's service account (its SPIFFE identity's last part); empty when unknown.
+    #[serde(default)]
     pub service_account: String,
+    /// Istio's node id: `sidecar~10.88.0.5~reviews-v1-1.default~default.svc.cluster.local`,
+    /// `router~...` for gateways.
+    #[serde(default)]
+    pub id: String,
+    /// The workload's addresses (Istio's INSTANCE_IPS).
+    #[serde(default)]
+    pub ips: Vec<IpAddr>,
+    /// The WorkloadGroup (in `namespace`) a VM-style proxy joins: the control plane registers a
+    /// WorkloadEntry for it while it is connected.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload_group: String,
+    /// `region/zone/subzone` of the proxy (Envoy's node locality), for locality load
+    /// balancing; empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locality: String,
 }
 
 impl ProxyIdentity {
@@ -91,6 +118,9 @@ impl ProxyIdentity {
             capture: false,
             pod_ip: None,
             service_account: String::new(),
+            id: String::new(),
+            ips: Vec::new(),
+            workload_group: String::new(),
         }
     }
 }

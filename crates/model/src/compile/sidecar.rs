@@ -22,7 +22,7 @@ use crate::snapshot::{Listener, ListenerKind, SniRoute};
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
     let ns = cx.proxy.namespace.clone();
-    let services: Vec<Service> = cx.registry.visible(&ns).into_iter().cloned().collect();
+    let services: Vec<Service> = super::scope::visible_services(cx, &ns);
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
     let mut sniffed: Vec<(&Service, u16)> = Vec::new();
