@@ -14,6 +14,7 @@
 //!
 //! - [`registry`]: services and endpoints from ServiceEntries, WorkloadEntries and Kubernetes
 //!   Services with their Pods and Deployments.
+//! - [`dns`]: the per-proxy name table a sidecar's DNS proxy answers from.
 //! - [`compile`]: Istio resources seen from one proxy (gateway or sidecar) to its
 //!   [`ProxySnapshot`], with warnings for what is not supported yet.
 //!
@@ -22,6 +23,7 @@
 
 pub mod cluster;
 pub mod compile;
+pub mod dns;
 pub mod registry;
 pub mod route;
 pub mod runtime;
@@ -29,6 +31,7 @@ pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
 pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
+pub use dns::DnsName;
 pub use registry::Registry;
 pub use route::{
     CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,

@@ -253,6 +253,7 @@ async fn tcp_proxy_sni_passthrough_and_sniffing() {
             cluster("other", &[other.addr]),
             cluster("web", &[web.addr]),
         ],
+        ..Default::default()
     };
     let proxy = TestProxy::start(snapshot).await;
     assert_eq!(

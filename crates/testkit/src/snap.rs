@@ -103,5 +103,6 @@ pub fn http_snapshot(vhosts: Vec<VirtualHost>, clusters: Vec<Cluster>) -> ProxyS
         listeners: vec![http_listener("http", "rt")],
         route_tables: vec![table("rt", vhosts)],
         clusters,
+        ..Default::default()
     }
 }

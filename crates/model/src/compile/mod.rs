@@ -49,6 +49,10 @@ pub struct ProxyIdentity {
     /// Added to every listener port, so tests can serve a Gateway's port 8080 on a free
     /// unprivileged port. Routing still sees the configured port.
     pub port_offset: i32,
+    /// Listener ports served on another port, before `port_offset` (which then applies to the
+    /// rest): the local mesh serves a Gateway's 80 and 443 on 8080 and 8443, as Istio's ingress
+    /// Service maps them to its pod's targetPorts.
+    pub port_map: BTreeMap<u16, u16>,
     /// Becomes the snapshot's version.
     pub version: String,
 }
@@ -60,6 +64,7 @@ impl ProxyIdentity {
             namespace: namespace.to_string(),
             labels: BTreeMap::new(),
             port_offset: 0,
+            port_map: BTreeMap::new(),
             version: String::new(),
         }
     }
@@ -134,6 +139,10 @@ pub fn compile(
         Role::Sidecar => sidecar::build(&mut cx)?,
     };
     let clusters = cx.build_clusters();
+    let dns = match proxy.role {
+        Role::Sidecar => crate::dns::name_table(&cx.registry, &proxy.namespace),
+        Role::Gateway => Vec::new(),
+    };
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     route_tables.sort_by(|a, b| a.name.cmp(&b.name));
     let snapshot = ProxySnapshot {
@@ -141,6 +150,7 @@ pub fn compile(
         listeners,
         route_tables,
         clusters,
+        dns,
     };
     Runtime::build(snapshot.clone())?;
     let mut warnings = cx.warnings;
@@ -166,6 +176,9 @@ impl<'a> Cx<'a> {
     }
 
     fn listener_port(&self, port: u16) -> Result<u16, CompileError> {
+        if let Some(mapped) = self.proxy.port_map.get(&port) {
+            return Ok(*mapped);
+        }
         let shifted = i64::from(port) + i64::from(self.proxy.port_offset);
         u16::try_from(shifted)
             .ok()

@@ -69,6 +69,7 @@ fn snapshot(routes: Vec<Route>) -> ProxySnapshot {
             }],
         }],
         clusters: vec![cluster("a", &[(1, 1)]), cluster("b", &[(2, 1)])],
+        ..Default::default()
     }
 }
 
