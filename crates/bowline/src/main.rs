@@ -38,6 +38,14 @@ enum Command {
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
+    /// Run the local mesh in the foreground: control plane, ingress gateway, pod network (root)
+    Up(cmd::up::Args),
+    /// Run a workload in the running mesh: a pod with a sidecar and CMD (root)
+    Run(cmd::run::Args),
+    /// Run a command inside a pod of the running mesh (root)
+    Exec(cmd::exec::Args),
+    /// The local mesh with Istio's samples (Bookinfo, httpbin, tcp-echo) and a sleep client (root)
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +63,10 @@ fn main() -> ExitCode {
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
         Command::Proxy(a) => cmd::proxy::run(a),
+        Command::Up(a) => cmd::up::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Exec(a) => cmd::exec::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     match result {
         Ok(code) => code,
