@@ -50,6 +50,9 @@ pub enum LbPolicy {
     Random,
     /// Power of two choices on in-flight requests.
     LeastRequest,
+    /// Istio's `PASSTHROUGH`: the address the client dialed (original destination), not an
+    /// endpoint of the cluster.
+    Passthrough,
 }
 
 /// One upstream address.
@@ -127,7 +130,8 @@ impl FromStr for ClusterName {
         let port = port
             .parse()
             .map_err(|_| ClusterNameError::Port(port.to_string()))?;
-        if host.is_empty() {
+        // Inbound clusters are `inbound|port||`: the workload itself, no host.
+        if host.is_empty() && direction == Direction::Outbound {
             return Err(ClusterNameError::EmptyHost);
         }
         Ok(ClusterName {
@@ -164,8 +168,9 @@ mod tests {
         assert_eq!(n.to_string(), s);
         let no_subset: ClusterName = "inbound|8080||x".parse().unwrap();
         assert_eq!(no_subset.subset, "");
+        assert_eq!("inbound|8080||".parse::<ClusterName>().unwrap().host, "");
         assert_eq!(
-            "inbound|8080||".parse::<ClusterName>(),
+            "outbound|8080||".parse::<ClusterName>(),
             Err(ClusterNameError::EmptyHost)
         );
     }

@@ -28,7 +28,30 @@ pub struct ProxySnapshot {
     /// Names the sidecar's DNS proxy answers, sorted (see [`crate::dns`]); empty for gateways.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<DnsName>,
+    /// Clusters whose connections carry mesh mTLS (Istio's auto mTLS / `ISTIO_MUTUAL`), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mesh_tls: Vec<MeshTlsOrigination>,
 }
+
+/// How a cluster's connections originate mesh mTLS with the workload's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshTlsOrigination {
+    pub cluster: String,
+    /// `true` for DestinationRule `ISTIO_MUTUAL`: every endpoint. `false` is auto mTLS: only
+    /// endpoints labelled `security.istio.io/tlsMode: istio` (they run a sidecar).
+    #[serde(default)]
+    pub all_endpoints: bool,
+    /// SPIFFE identities the server may present (the destination's service accounts).
+    #[serde(default)]
+    pub subject_alt_names: Vec<String>,
+    /// SNI sent, Istio's `outbound_.<port>_.<subset>_.<host>`.
+    #[serde(default)]
+    pub sni: String,
+}
+
+/// The label Istio puts on workloads that run a sidecar; auto mTLS keys on it.
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 
 /// One socket the proxy accepts on, and what it does with each connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +83,50 @@ pub enum ListenerKind {
         route_table: String,
         tcp_clusters: Vec<WeightedCluster>,
     },
+    /// Istio's virtual outbound listener (15001): iptables redirected the connection here and
+    /// its original destination picks the chain: an exact `address:port` first, then a chain
+    /// with no address on that port; else `fallback` (PassthroughCluster or BlackHoleCluster).
+    OutboundCapture {
+        chains: Vec<CaptureChain>,
+        fallback: Vec<WeightedCluster>,
+    },
+    /// Istio's virtual inbound listener (15006): the original destination port picks the
+    /// workload's chain; other ports go to `fallback` (InboundPassthroughCluster) under
+    /// `fallback_mtls`.
+    InboundCapture {
+        chains: Vec<CaptureChain>,
+        fallback: Vec<WeightedCluster>,
+        #[serde(default)]
+        fallback_mtls: PeerMtls,
+    },
+}
+
+/// One destination of a capture listener and how its connections are served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureChain {
+    /// `None` matches any address on the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    pub port: u16,
+    /// Inbound only: whether the mesh mTLS is required, accepted or not terminated.
+    #[serde(default)]
+    pub mtls: PeerMtls,
+    /// Http, Http2, Tcp or AutoSniff (capture kinds do not nest).
+    pub kind: ListenerKind,
+}
+
+/// What an inbound port does with mesh mTLS, PeerAuthentication's modes once inherited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerMtls {
+    /// Mesh mTLS and plain text on the same port, told apart per connection.
+    #[default]
+    Permissive,
+    /// Mesh mTLS only; plain text is refused (connection reset).
+    Strict,
+    /// Nothing is terminated: bytes go to the application as they came.
+    Disable,
 }
 
 impl ListenerKind {
@@ -69,7 +136,10 @@ impl ListenerKind {
             ListenerKind::Http { route_table }
             | ListenerKind::Http2 { route_table }
             | ListenerKind::AutoSniff { route_table, .. } => Some(route_table),
-            ListenerKind::Tcp { .. } | ListenerKind::TlsPassthrough { .. } => None,
+            ListenerKind::Tcp { .. }
+            | ListenerKind::TlsPassthrough { .. }
+            | ListenerKind::OutboundCapture { .. }
+            | ListenerKind::InboundCapture { .. } => None,
         }
     }
 }

@@ -147,6 +147,17 @@ fn admin_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Byt
         }
         (&Method::GET, "/clusters") => text(StatusCode::OK, clusters(ctx)),
         (&Method::GET, "/ready") => ready(ctx),
+        (&Method::GET, "/certs") => match &ctx.shared.certs {
+            Some(c) => json(c.describe()),
+            None => text(StatusCode::NOT_FOUND, "no workload certificate\n"),
+        },
+        (&Method::POST, "/certs/rotate") => match &ctx.shared.certs {
+            Some(c) => {
+                c.request_rotation();
+                text(StatusCode::ACCEPTED, "rotation requested\n")
+            }
+            None => text(StatusCode::NOT_FOUND, "no workload certificate\n"),
+        },
         (&Method::POST, "/quitquitquit") => {
             ctx.shared.quit.send_replace(true);
             text(StatusCode::OK, "OK\n")
@@ -154,9 +165,18 @@ fn admin_route(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Byt
         (_, "/quitquitquit") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n"),
         _ => text(
             StatusCode::NOT_FOUND,
-            "endpoints: /config_dump /stats/prometheus /clusters /ready POST /quitquitquit\n",
+            "endpoints: /config_dump /stats/prometheus /clusters /ready /certs POST /certs/rotate POST /quitquitquit\n",
         ),
     }
+}
+
+fn json(value: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::OK, value.to_string());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn config_dump(ctx: &AdminContext) -> Response<Full<Bytes>> {

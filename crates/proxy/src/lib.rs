@@ -6,6 +6,9 @@
 //! - [`http`]: the HTTP path: routing, rewrites, header rules, upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
+//! - [`capture`]: the sidecar's virtual outbound (15001) and inbound (15006) listeners, by
+//!   original destination; [`mtls`]: mesh mTLS in and out; [`certs`]: the workload certificate
+//!   ([`certs::CertProvider`], rotation).
 //! - [`h1guard`]: the request-smuggling check hyper does not do.
 //! - [`error`]: failures by side, named by Istio response flag.
 //! - [`metrics`], [`admin`]: Prometheus metrics; the admin (:15000) and health (:15021) servers.
@@ -18,18 +21,21 @@
 //! | port (default)   | what                                                                |
 //! |------------------|---------------------------------------------------------------------|
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
-//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `POST /quitquitquit` |
+//! | 127.0.0.1:15000  | admin: `/config_dump` `/stats/prometheus` `/clusters` `/ready` `/certs` `POST /certs/rotate` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
 //! | 127.0.0.1:15053  | DNS proxy, UDP and TCP, when configured (sidecars)                  |
 
 pub mod admin;
 pub mod dns;
+pub mod capture;
+pub mod certs;
 pub mod drain;
 pub mod error;
 pub mod h1guard;
 pub mod http;
 pub mod listeners;
 pub mod metrics;
+pub mod mtls;
 pub mod sni;
 pub mod state;
 pub mod tcp;
@@ -78,6 +84,9 @@ pub struct ProxyConfig {
     pub seed: Option<u64>,
     /// The DNS proxy, answering from the snapshot's name table; `None`: no DNS proxy.
     pub dns: Option<dns::DnsConfig>,
+    /// The workload certificate, for mesh mTLS; `None` serves plain text only (STRICT ports
+    /// then refuse everything).
+    pub certs: Option<Arc<certs::CertManager>>,
 }
 
 impl Default for ProxyConfig {
@@ -88,6 +97,7 @@ impl Default for ProxyConfig {
             limits: Limits::default(),
             seed: None,
             dns: None,
+            certs: None,
         }
     }
 }
@@ -98,6 +108,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub random: state::Random,
     pub drain: drain::Drain,
+    pub certs: Option<Arc<certs::CertManager>>,
+    pub mesh_clients: mtls::MeshClients,
     builders: http::server::Builders,
     /// Request counters for requests answered by the proxy itself.
     local_counters: [Counter; 5],
@@ -129,6 +141,8 @@ pub async fn start(
             None => state::Random::Thread,
         },
         drain: drain::Drain::default(),
+        certs: config.certs.clone(),
+        mesh_clients: mtls::MeshClients::default(),
         builders: http::server::Builders::new(&config.limits),
         local_counters: metrics.cluster_counters(""),
         metrics,

@@ -175,15 +175,21 @@ async fn connection(
             crate::http::server::serve(shared, info, sock, h2_only, removed).await;
         }
         RuntimeListenerKind::Tcp { clusters } => {
-            crate::tcp::proxy(&shared, &state, clusters, sock).await;
+            let mut sock = sock;
+            crate::tcp::proxy(&shared, &state, clusters, &mut sock, None).await;
         }
         RuntimeListenerKind::AutoSniff { tcp, .. } => {
             if crate::tcp::sniff_http(&sock).await {
                 drop(state);
                 crate::http::server::serve(shared, info, sock, false, removed).await;
             } else {
-                crate::tcp::proxy(&shared, &state, tcp, sock).await;
+                let mut sock = sock;
+                crate::tcp::proxy(&shared, &state, tcp, &mut sock, None).await;
             }
+        }
+        RuntimeListenerKind::Capture { .. } => {
+            let state = state.clone();
+            crate::capture::serve(shared, state, info, sock, removed).await;
         }
         RuntimeListenerKind::TlsPassthrough { routes } => {
             crate::tcp::passthrough(&shared, state.clone(), routes, sock).await;

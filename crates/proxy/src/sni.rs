@@ -90,6 +90,54 @@ fn client_hello(record: &[u8]) -> Option<String> {
     None
 }
 
+/// The ALPN protocols a complete ClientHello offers (empty when it offers none); `None` while
+/// the record is incomplete or when it is not a ClientHello.
+pub fn alpn(data: &[u8]) -> Option<Vec<String>> {
+    let mut r = Reader(data);
+    if r.u8()? != 22 {
+        return None;
+    }
+    r.take(2)?;
+    let len = r.u16()?;
+    let record = r.take(len)?;
+    let mut r = Reader(record);
+    if r.u8()? != 1 {
+        return None;
+    }
+    let len = r.u24()?;
+    let mut r = Reader(r.take(len)?);
+    r.take(2 + 32)?;
+    let sid = r.u8()?;
+    r.take(sid)?;
+    let suites = r.u16()?;
+    r.take(suites)?;
+    let comp = r.u8()?;
+    r.take(comp)?;
+    let mut out = Vec::new();
+    if r.0.is_empty() {
+        return Some(out);
+    }
+    let ext_len = r.u16()?;
+    let mut exts = Reader(r.take(ext_len)?);
+    while !exts.0.is_empty() {
+        let ty = exts.u16()?;
+        let len = exts.u16()?;
+        let body = exts.take(len)?;
+        // application_layer_protocol_negotiation (RFC 7301)
+        if ty != 16 {
+            continue;
+        }
+        let mut list = Reader(body);
+        let list_len = list.u16()?;
+        let mut names = Reader(list.take(list_len)?);
+        while !names.0.is_empty() {
+            let n = names.u8()?;
+            out.push(String::from_utf8_lossy(names.take(n)?).into_owned());
+        }
+    }
+    Some(out)
+}
+
 /// A minimal ClientHello carrying `sni`, for tests here and in the integration suite.
 pub fn client_hello_for(sni: &str) -> Vec<u8> {
     let name = sni.as_bytes();

@@ -76,6 +76,8 @@ impl ClusterState {
                 let load = |i: usize| self.active[i].load(Ordering::Relaxed);
                 Some(if load(b) < load(a) { b } else { a })
             }
+            // The original destination, not an endpoint: the caller has it.
+            LbPolicy::Passthrough => None,
         }
     }
 

@@ -1,9 +1,13 @@
-//! Opaque TCP proxying, TLS passthrough by SNI, and protocol sniffing.
+//! Opaque TCP proxying (to endpoints or, for passthrough clusters, the original destination;
+//! with mesh mTLS where the cluster asks for it), TLS passthrough by SNI, and protocol sniffing.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use model::runtime::WeightedSet;
+use model::LbPolicy;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::drain::Phase;
@@ -11,44 +15,71 @@ use crate::error::{RequestError, ResponseFlag};
 use crate::state::State;
 use crate::Shared;
 
-/// Proxies `down` to an endpoint of a cluster from `clusters`, bytes both ways, until either
-/// side closes or the drain is forced.
-pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut down: TcpStream) {
+/// Proxies `down` to an endpoint of a cluster from `clusters` (or, for a passthrough cluster,
+/// to `original_dst`), bytes both ways, until either side closes or the drain is forced.
+/// Returns false when no upstream connection was made (the caller may reset a socket).
+pub async fn proxy<S>(
+    shared: &Shared,
+    state: &State,
+    clusters: &WeightedSet,
+    down: &mut S,
+    original_dst: Option<SocketAddr>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
     let ci = clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let Some(ei) = cs.pick(cluster, &shared.random) else {
-        fail(
-            shared,
-            RequestError::new(
-                ResponseFlag::UH,
-                format!("{}: no healthy endpoint", cluster.name),
-            ),
-        );
-        return;
+    let (addr, ei) = if cluster.lb_policy == LbPolicy::Passthrough {
+        match original_dst {
+            Some(dst) => (dst, None),
+            None => {
+                fail(
+                    shared,
+                    RequestError::new(
+                        ResponseFlag::UH,
+                        format!("{}: no original destination", cluster.name),
+                    ),
+                );
+                return false;
+            }
+        }
+    } else {
+        let Some(ei) = cs.pick(cluster, &shared.random) else {
+            fail(
+                shared,
+                RequestError::new(
+                    ResponseFlag::UH,
+                    format!("{}: no healthy endpoint", cluster.name),
+                ),
+            );
+            return false;
+        };
+        (cluster.endpoints[ei].addr, Some(ei))
     };
-    let addr = cluster.endpoints[ei].addr;
-    let _in_flight = cs.in_flight(ei);
-    let mut up = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return fail(
+    let _in_flight = ei.map(|i| cs.in_flight(i));
+    let mesh = shared.certs.as_ref().map(|c| &c.mesh);
+    let sec = match crate::mtls::upstream_security(mesh, state, ci, ei, addr, false) {
+        Ok(s) => s,
+        Err(e) => {
+            fail(shared, e);
+            return false;
+        }
+    };
+    let mut up = match crate::mtls::connect(addr, &sec, cluster.connect_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            fail(
                 shared,
                 RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")),
-            )
-        }
-        Err(_) => {
-            return fail(
-                shared,
-                RequestError::new(ResponseFlag::UF, format!("{addr}: connect timeout")),
-            )
+            );
+            return false;
         }
     };
-    let _ = up.set_nodelay(true);
     let mut drain = shared.drain.watch();
     tokio::select! {
-        r = tokio::io::copy_bidirectional(&mut down, &mut up) => {
+        r = tokio::io::copy_bidirectional(down, &mut up) => {
             if let Err(e) = r {
                 // A reset from either side ends the stream; we cannot tell which from here.
                 tracing::debug!(%addr, error = %e, "tcp stream ended with an error");
@@ -56,6 +87,7 @@ pub async fn proxy(shared: &Shared, state: &State, clusters: &WeightedSet, mut d
         }
         _ = drain.reached(Phase::Forced) => {}
     }
+    true
 }
 
 fn fail(shared: &Shared, e: RequestError) {
@@ -124,11 +156,13 @@ pub async fn passthrough(
     shared: &Shared,
     state: Arc<State>,
     routes: &[model::runtime::RuntimeSniRoute],
-    down: TcpStream,
+    mut down: TcpStream,
 ) {
     let sni = peek_sni(&down).await;
     match routes.iter().find(|r| r.matches(sni.as_deref())) {
-        Some(r) => proxy(shared, &state, &r.clusters, down).await,
+        Some(r) => {
+            proxy(shared, &state, &r.clusters, &mut down, None).await;
+        }
         None => fail(
             shared,
             RequestError::new(ResponseFlag::NR, format!("no route for SNI {sni:?}")),

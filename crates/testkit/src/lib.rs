@@ -255,7 +255,7 @@ impl TestProxy {
             health_addr: "127.0.0.1:0".parse().expect("addr"),
             limits,
             seed: Some(7),
-            dns: None,
+            ..Default::default()
         };
         let handle = proxy::start(config, snapshot).await.expect("proxy starts");
         TestProxy { handle }

@@ -106,7 +106,8 @@ pub fn server_config(
 }
 
 /// Outbound to one destination: presents the store's current certificate and accepts only a
-/// server whose SPIFFE identity is in `allowed` (the destination's service accounts).
+/// server whose SPIFFE identity is in `allowed` (the destination's service accounts); an empty
+/// `allowed` accepts any identity chaining to the mesh roots.
 pub fn client_config(
     store: Arc<CertStore>,
     allowed: Vec<Identity>,

@@ -57,7 +57,30 @@ pub struct Args {
     /// /etc/resolv.conf as read at start]
     #[arg(long, value_name = "ADDR", requires = "dns_addr")]
     dns_upstream: Vec<SocketAddr>,
-    /// Admin server address (/config_dump, /stats/prometheus, /clusters, /ready, /quitquitquit)
+    /// With --config-dir and --role sidecar: traffic is captured by iptables (Istio's
+    /// istio-iptables rules in the pod), so serve the virtual outbound (15001) and inbound (15006)
+    /// listeners, dispatching by original destination; run as uid 1337 in the pod's network
+    /// namespace so the proxy's own connections are not captured
+    #[arg(long, requires = "config_dir", conflicts_with = "port_offset")]
+    capture: bool,
+    /// The workload's service account: its mesh identity is
+    /// spiffe://<trust domain>/ns/<namespace>/sa/<service account> (default: `default`, or
+    /// `istio-ingressgateway-service-account` for gateways)
+    #[arg(long, requires = "config_dir")]
+    service_account: Option<String>,
+    /// The workload's (pod's) IP: which service endpoints are this workload
+    #[arg(long, requires = "config_dir")]
+    pod_ip: Option<std::net::IpAddr>,
+    /// Mesh CA state directory (`bowline control`'s, or any: a root is created when missing):
+    /// the proxy makes its key, signs its workload certificate with this CA, and speaks mesh
+    /// mTLS; without it the proxy serves plain text only
+    #[arg(long, requires = "config_dir")]
+    ca_dir: Option<PathBuf>,
+    /// Lifetime of the workload certificate (default: the CA's, 24 h); rotation starts when half
+    /// of it is left
+    #[arg(long, value_name = "SECONDS", requires = "ca_dir")]
+    cert_ttl_secs: Option<u64>,
+    /// Admin server address (/config_dump, /stats/prometheus, /clusters, /ready, /certs, /quitquitquit)
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin_addr: SocketAddr,
     /// Health server address (/healthz/ready)
@@ -130,11 +153,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
             (None, None) => anyhow::bail!("one of --snapshot and --config-dir is required"),
         };
+        let certs = match (&args.ca_dir, &follow) {
+            (Some(dir), Some((store, _, _))) => {
+                let mesh = store.handle().load().mesh.clone();
+                let manager = start_certs(dir, &mesh, &identity, args.cert_ttl_secs).await?;
+                Some(manager)
+            }
+            _ => None,
+        };
+        let rotation = certs.as_ref().map(|c| c.spawn_rotation());
         let config = proxy::ProxyConfig {
             admin_addr: args.admin_addr,
             health_addr: args.health_addr,
             seed: args.seed,
             dns,
+            certs,
             ..Default::default()
         };
         let handle = std::sync::Arc::new(proxy::start(config, snapshot).await?);
@@ -158,6 +191,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if let Some(f) = follower {
             f.abort();
         }
+        if let Some(r) = rotation {
+            r.abort();
+        }
         let left = handle.drain(Duration::from_secs(args.drain_secs)).await;
         if left > 0 {
             tracing::warn!(connections = left, "drain period over, closing the rest");
@@ -177,6 +213,42 @@ enum RoleArg {
 struct Identity {
     proxy: model::ProxyIdentity,
     dir: String,
+}
+
+/// Opens the mesh CA in `dir` and issues this workload's first certificate.
+async fn start_certs(
+    dir: &std::path::Path,
+    mesh: &api::types::mesh::MeshConfig,
+    identity: &Identity,
+    ttl_secs: Option<u64>,
+) -> Result<std::sync::Arc<proxy::certs::CertManager>> {
+    let trust_domain = ca::TrustDomain::new(mesh.trust_domain())
+        .with_context(|| format!("trust domain `{}`", mesh.trust_domain()))?;
+    let workload = ca::Identity::new(
+        trust_domain.clone(),
+        &identity.proxy.namespace,
+        &identity.proxy.service_account,
+    )
+    .context("the workload identity")?;
+    let authority = ca::CertificateAuthority::open(
+        ca::CaSource::SelfSigned { state_dir: dir },
+        ca::CaConfig {
+            trust_domain,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening the mesh CA in {}", dir.display()))?;
+    let provider = std::sync::Arc::new(proxy::certs::LocalCa::new(authority, workload.clone()));
+    let manager = proxy::certs::CertManager::start(
+        workload.clone(),
+        provider,
+        ttl_secs.map(Duration::from_secs),
+        tls::DEFAULT_GRACE_PERIOD_RATIO,
+    )
+    .await
+    .with_context(|| format!("issuing the workload certificate for {workload}"))?;
+    tracing::info!(identity = %workload, cert = %manager.describe(), "workload certificate issued");
+    Ok(manager)
 }
 
 fn identity(args: &Args) -> Result<Identity> {
@@ -203,6 +275,15 @@ fn identity(args: &Args) -> Result<Identity> {
             port_offset: args.port_offset,
             port_map: port_map(&args.port_map)?,
             version: String::new(),
+            capture: args.capture,
+            pod_ip: args.pod_ip,
+            service_account: args.service_account.clone().unwrap_or_else(|| {
+                match args.role {
+                    RoleArg::Gateway => "istio-ingressgateway-service-account",
+                    RoleArg::Sidecar => "default",
+                }
+                .to_string()
+            }),
         },
         dir: args
             .config_dir

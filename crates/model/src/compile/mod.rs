@@ -5,6 +5,8 @@
 //!   VirtualServices bound to them.
 //! - [`sidecar`]: outbound listeners, one virtual host per visible service.
 //! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
+//! - `capture`: with traffic capture, the virtual outbound (15001) and inbound (15006)
+//!   listeners; `peerauth`: the workload's inbound mTLS modes from PeerAuthentication.
 //! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
 //!   filtered by DestinationRule subsets, and warnings.
 //!
@@ -12,16 +14,24 @@
 //! sorted) so snapshots can be compared as golden files. Features the model cannot express yet
 //! are skipped with a [`Warning`], returned to the caller rather than logged: this crate does no IO.
 
+mod capture;
 mod gateway;
+mod peerauth;
 mod routes;
 mod sidecar;
 
+pub use capture::{
+    BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND,
+    VIRTUAL_OUTBOUND,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::IpAddr;
 
 use api::analyze::hosts::{host_matches, to_fqdn};
 use api::types::mesh::MeshConfig;
-use api::types::{Destination, DestinationRule, SimpleLb, TrafficPolicy};
+use api::types::{ClientTlsMode, Destination, DestinationRule, SimpleLb, TrafficPolicy};
 use api::{Resource, Spec};
 
 use crate::cluster::{
@@ -29,7 +39,7 @@ use crate::cluster::{
 };
 use crate::registry::Registry;
 use crate::runtime::{BuildError, Runtime};
-use crate::snapshot::{Listener, ProxySnapshot};
+use crate::snapshot::{Listener, MeshTlsOrigination, ProxySnapshot, TLS_MODE_LABEL};
 
 /// Which kind of proxy a snapshot is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +65,13 @@ pub struct ProxyIdentity {
     pub port_map: BTreeMap<u16, u16>,
     /// Becomes the snapshot's version.
     pub version: String,
+    /// Sidecar only: traffic is captured by iptables, so listen on the virtual outbound (15001)
+    /// and inbound (15006) listeners instead of one socket per service port.
+    pub capture: bool,
+    /// The workload's address: how its own service endpoints are recognised (besides labels).
+    pub pod_ip: Option<IpAddr>,
+    /// The workload's service account (its SPIFFE identity's last part); empty when unknown.
+    pub service_account: String,
 }
 
 impl ProxyIdentity {
@@ -66,6 +83,9 @@ impl ProxyIdentity {
             port_offset: 0,
             port_map: BTreeMap::new(),
             version: String::new(),
+            capture: false,
+            pod_ip: None,
+            service_account: String::new(),
         }
     }
 }
@@ -133,12 +153,27 @@ pub fn compile(
         mesh,
         warnings,
         clusters: BTreeSet::new(),
+        mesh_tls: Vec::new(),
+        need_passthrough: false,
     };
+    let mut extra_clusters = Vec::new();
     let (mut listeners, mut route_tables) = match proxy.role {
         Role::Gateway => gateway::build(&mut cx)?,
+        Role::Sidecar if proxy.capture => {
+            let (outbound, mut tables) = sidecar::build(&mut cx)?;
+            let (virtual_outbound, clusters) = capture::outbound(&mut cx, outbound);
+            extra_clusters.extend(clusters);
+            let (virtual_inbound, inbound_tables, clusters) = capture::inbound(&mut cx)?;
+            tables.extend(inbound_tables);
+            extra_clusters.extend(clusters);
+            (vec![virtual_outbound, virtual_inbound], tables)
+        }
         Role::Sidecar => sidecar::build(&mut cx)?,
     };
-    let clusters = cx.build_clusters();
+    let mut clusters = cx.build_clusters();
+    clusters.extend(extra_clusters);
+    let mut mesh_tls = std::mem::take(&mut cx.mesh_tls);
+    mesh_tls.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     let dns = match proxy.role {
         Role::Sidecar => crate::dns::name_table(&cx.registry, &proxy.namespace),
         Role::Gateway => Vec::new(),
@@ -151,6 +186,7 @@ pub fn compile(
         route_tables,
         clusters,
         dns,
+        mesh_tls,
     };
     Runtime::build(snapshot.clone())?;
     let mut warnings = cx.warnings;
@@ -168,6 +204,10 @@ struct Cx<'a> {
     warnings: Vec<Warning>,
     /// Clusters routes refer to; built last, once every reference is known.
     clusters: BTreeSet<(String, u16, String)>,
+    /// Mesh mTLS origination for the clusters built.
+    mesh_tls: Vec<MeshTlsOrigination>,
+    /// Some route or the capture fallback sends traffic to PassthroughCluster.
+    need_passthrough: bool,
 }
 
 impl<'a> Cx<'a> {
@@ -318,7 +358,7 @@ impl<'a> Cx<'a> {
                 Some(p) if p.protocol.is_http2() => UpstreamProtocol::Http2,
                 _ => UpstreamProtocol::Http1,
             };
-            let endpoints = service
+            let endpoints: Vec<Endpoint> = service
                 .endpoints
                 .iter()
                 .filter(|e| e.service_port == port)
@@ -336,6 +376,9 @@ impl<'a> Cx<'a> {
                 })
                 .collect();
             let lb_policy = self.lb_policy(dr.map(|(r, _)| r), policy.as_ref(), port);
+            if let Some(m) = self.mesh_tls_for(&name, &service, &subset, port, policy.as_ref(), &endpoints) {
+                self.mesh_tls.push(m);
+            }
             out.push(Cluster {
                 name,
                 protocol,
@@ -391,6 +434,60 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Istio's mTLS origination for one outbound cluster: DestinationRule `tls` (port level over
+    /// the policy's) decides when set, `ISTIO_MUTUAL` for every endpoint, any other mode none
+    /// from here; unset, auto mTLS (when the mesh enables it) covers the endpoints that run a
+    /// sidecar. The server must prove one of the service's service accounts.
+    fn mesh_tls_for(
+        &self,
+        cluster: &str,
+        service: &crate::registry::Service,
+        subset: &str,
+        port: u16,
+        policy: Option<&TrafficPolicy>,
+        endpoints: &[Endpoint],
+    ) -> Option<MeshTlsOrigination> {
+        let port_level = policy.and_then(|p| {
+            p.port_level_settings.iter().find(|s| {
+                s.port
+                    .as_ref()
+                    .is_some_and(|sel| sel.number == u32::from(port))
+            })
+        });
+        let tls = port_level
+            .and_then(|pl| pl.tls.as_ref())
+            .or_else(|| policy.and_then(|p| p.tls.as_ref()));
+        let all_endpoints = match tls.map(|t| t.mode) {
+            Some(ClientTlsMode::IstioMutual) => true,
+            Some(_) => return None,
+            None if self.mesh.auto_mtls() => false,
+            None => return None,
+        };
+        let sidecars = endpoints
+            .iter()
+            .any(|e| e.labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio"));
+        if !all_endpoints && !sidecars {
+            return None;
+        }
+        let mut sans: Vec<String> = service
+            .endpoints
+            .iter()
+            .map(|e| e.service_account.clone())
+            .filter(|sa| !sa.is_empty())
+            .collect();
+        if let Some(t) = tls {
+            sans.extend(t.subject_alt_names.iter().cloned());
+        }
+        sans.sort();
+        sans.dedup();
+        Some(MeshTlsOrigination {
+            cluster: cluster.to_string(),
+            all_endpoints,
+            subject_alt_names: sans,
+            sni: format!("outbound_.{port}_.{subset}_.{}", service.hostname),
+        })
+    }
+
     fn connect_timeout_ms(&self, policy: Option<&TrafficPolicy>) -> u64 {
         policy
             .and_then(|p| p.connection_pool.as_ref())
@@ -422,5 +519,7 @@ fn listener_name(l: &Listener) -> String {
     format!("{}_{}", l.address, l.port)
 }
 
+#[cfg(test)]
+mod capture_tests;
 #[cfg(test)]
 mod tests;

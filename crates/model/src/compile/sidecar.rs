@@ -2,7 +2,8 @@
 //! namespace, an HTTP listener whose route table has a virtual host per service (routes from the
 //! mesh VirtualServices for it, else straight to its cluster), or a TCP listener.
 //!
-//! Inbound listeners (15006), the capture listener (15001) and Sidecar resources come later.
+//! With capture ([`super::capture`]) these listeners become chains of the virtual outbound
+//! listener and every HTTP table ends with Istio's `allow_any` or `block_all` virtual host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -187,6 +188,9 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
             domains,
             routes,
         });
+    }
+    if cx.proxy.capture {
+        vhosts.push(super::capture::unknown_host_vhost(cx));
     }
     RouteTable {
         name: port.to_string(),

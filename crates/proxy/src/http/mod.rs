@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use model::runtime::{
-    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeListenerKind,
+    redirect_location, CompiledCors, RuntimeAction, RuntimeForward,
     RuntimeRoute,
 };
 use model::RequestView;
@@ -39,6 +39,12 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The peer's IP as a header value, made once per connection for `x-forwarded-for`.
     pub peer_ip: HeaderValue,
+    /// Captured connections: where the client was going (iptables' original destination).
+    pub original_dst: Option<SocketAddr>,
+    /// Arrived on the virtual inbound listener (for the workload, not from it).
+    pub inbound: bool,
+    /// The mesh identity proven over mTLS, for XFCC and authorization.
+    pub mesh_peer: Option<Arc<crate::mtls::PeerInfo>>,
 }
 
 impl ConnInfo {
@@ -50,7 +56,23 @@ impl ConnInfo {
             port,
             peer,
             peer_ip,
+            original_dst: None,
+            inbound: false,
+            mesh_peer: None,
         }
+    }
+
+    /// A captured connection: routing sees the port the client dialed.
+    pub fn captured(mut self, original_dst: SocketAddr, inbound: bool) -> ConnInfo {
+        self.port = original_dst.port();
+        self.original_dst = Some(original_dst);
+        self.inbound = inbound;
+        self
+    }
+
+    pub fn with_peer(mut self, peer: crate::mtls::PeerInfo) -> ConnInfo {
+        self.mesh_peer = Some(Arc::new(peer));
+        self
     }
 }
 
@@ -105,11 +127,11 @@ async fn proxy<'s>(
     req: Request<Incoming>,
 ) -> Result<Routed<'s>, RequestError> {
     let no_route = || RequestError::new(ResponseFlag::NR, "no route");
-    let table = match state.runtime.listener(&conn.listener).map(|l| &l.kind) {
-        Some(RuntimeListenerKind::Http { table, .. })
-        | Some(RuntimeListenerKind::AutoSniff { table, .. }) => *table,
-        _ => return Err(no_route()),
-    };
+    let table = state
+        .runtime
+        .listener(&conn.listener)
+        .and_then(|l| l.kind.http_table(conn.original_dst))
+        .ok_or_else(no_route)?;
     let authority = authority_of(&req)?;
     let view = RequestView {
         method: req.method(),
@@ -180,20 +202,48 @@ async fn forward<'s>(
     let ci = f.clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
-        RequestError::new(
-            ResponseFlag::UH,
-            format!("cluster {} has no healthy endpoint", cluster.name),
-        )
-    })?;
-    let endpoint = cluster.endpoints[ei].addr;
-    let _in_flight = cs.in_flight(ei);
+    let (endpoint, ei) = if cluster.lb_policy == model::LbPolicy::Passthrough {
+        let dst = conn.original_dst.ok_or_else(|| {
+            RequestError::new(
+                ResponseFlag::UH,
+                format!("cluster {} needs an original destination", cluster.name),
+            )
+        })?;
+        (dst, None)
+    } else {
+        let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
+            RequestError::new(
+                ResponseFlag::UH,
+                format!("cluster {} has no healthy endpoint", cluster.name),
+            )
+        })?;
+        (cluster.endpoints[ei].addr, Some(ei))
+    };
+    let _in_flight = ei.map(|i| cs.in_flight(i));
+    let endpoint_authority = match ei {
+        Some(i) => cs.authorities[i].clone(),
+        None => Authority::try_from(endpoint.to_string())
+            .map_err(|_| RequestError::new(ResponseFlag::DPE, "invalid original destination"))?,
+    };
+    let mesh = shared.certs.as_ref().map(|c| &c.mesh);
+    let http2 = matches!(cs.upstream, Upstream::H2(_));
+    let sec = crate::mtls::upstream_security(mesh, state, ci, ei, endpoint, true)?;
+    let special = (!sec.is_plain()).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
+    if http2 && special.is_some() {
+        return Err(RequestError::new(
+            ResponseFlag::UF,
+            format!("{}: HTTP/2 upstreams with mesh mTLS or a bound source are not supported yet", cluster.name),
+        ));
+    }
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
+    if conn.inbound {
+        crate::mtls::forward_client_cert(&mut parts.headers, conn.mesh_peer.as_deref());
+    }
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
     let authority = rewritten.unwrap_or(authority);
     route.request_headers.apply(&mut parts.headers);
@@ -216,13 +266,15 @@ async fn forward<'s>(
     let send = async {
         match &cs.upstream {
             Upstream::H1(client) => {
-                parts.uri = uri(Some(cs.authorities[ei].clone()), path_and_query)?;
+                parts.uri = uri(Some(endpoint_authority), path_and_query)?;
                 parts.version = Version::HTTP_11;
                 parts.headers.insert(header::HOST, authority);
-                client
-                    .request(Request::from_parts(parts, body))
-                    .await
-                    .map_err(crate::upstream::classify_h1)
+                let req = Request::from_parts(parts, body);
+                match &special {
+                    Some(mesh) => mesh.request(req).await,
+                    None => client.request(req).await,
+                }
+                .map_err(crate::upstream::classify_h1)
             }
             Upstream::H2(pool) => {
                 // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.

@@ -7,7 +7,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
 use super::{handle, ConnInfo};
@@ -47,13 +47,15 @@ impl Builders {
 
 /// Serves HTTP on `sock` until the client closes, or the drain or the removal of its listener
 /// (`removed` turns true) closes it gracefully; a forced drain drops it.
-pub async fn serve(
+pub async fn serve<S>(
     shared: Arc<Shared>,
     info: ConnInfo,
-    sock: TcpStream,
+    sock: S,
     h2_only: bool,
     removed: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let info = Arc::new(info);
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(svc_shared.clone(), info.clone(), req));
