@@ -39,7 +39,7 @@ enum Command {
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
     Proxy(cmd::proxy::Args),
     /// Run the local mesh in the foreground: control plane, ingress gateway, pod network (root)
-    Up(cmd::up::Args),
+    Up(cmd::up::UpArgs),
     /// Run a workload in the running mesh: a pod with a sidecar and CMD (root)
     Run(cmd::run::Args),
     /// Run a command inside a pod of the running mesh (root)

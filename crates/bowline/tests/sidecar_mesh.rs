@@ -176,7 +176,10 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
     assert!(!body.contains("X-Forwarded-Client-Cert"), "{body}");
     let (status, body) = meshed(80).expect("mesh under PERMISSIVE");
     assert_eq!(status, 200);
-    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"), "{body}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"),
+        "{body}"
+    );
 
     // Namespace STRICT: plain text is reset (curl's exit 56), the sidecar still gets through.
     m.write("pa-ns.yaml", &peer_auth("default", None, "STRICT", &[]));
@@ -265,10 +268,7 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             "sa-b",
         ),
     );
-    m.write(
-        "pa.yaml",
-        &peer_auth("default", None, "STRICT", &[]),
-    );
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
     m.app("httpbin", &b, "httpbin", &[8080]);
     m.app("echo", &b, "tcp-echo", &[7000]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
@@ -285,7 +285,13 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
                 let result = if i % 2 == 0 {
                     http(&a, vip(80), "b", "/status/200")
                         .map_err(|e| e.to_string())
-                        .and_then(|(s, _)| if s == 200 { Ok(()) } else { Err(format!("status {s}")) })
+                        .and_then(|(s, _)| {
+                            if s == 200 {
+                                Ok(())
+                            } else {
+                                Err(format!("status {s}"))
+                            }
+                        })
                 } else {
                     tcp_line(&a, vip(7000), "ping")
                         .map_err(|e| e.to_string())
@@ -317,6 +323,12 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
         ok += o;
         failed.extend(f);
     }
-    assert!(failed.is_empty(), "{} of {} failed: {:?}", failed.len(), ok as usize + failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(ok > 20, "only {ok} requests ran during the rotations");
 }

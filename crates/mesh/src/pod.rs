@@ -315,7 +315,7 @@ async fn start_sidecar(mesh: &MeshState, pod: &Pod, spec: &PodSpec) -> Result<Ch
         pod_ip: pod.ip,
         source: ConfigSource::Dir {
             config_dir: mesh.config_dir.clone(),
-            ca_dir: None,
+            ca_dir: mesh.ca_dir.clone(),
         },
         dns_upstream: mesh.dns_relay,
     };
@@ -325,6 +325,7 @@ async fn start_sidecar(mesh: &MeshState, pod: &Pod, spec: &PodSpec) -> Result<Ch
     cmd.args(args.argv())
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    crate::up::quiet(&mut cmd);
     let mut child = cmd.spawn().map_err(Error::io("starting the sidecar"))?;
     let health = SocketAddr::from((pod.ip, HEALTH_PORT));
     let what = format!("the sidecar of {}/{}", spec.namespace, spec.name);

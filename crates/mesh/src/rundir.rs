@@ -28,6 +28,9 @@ pub struct MeshState {
     pub dns_relay: Option<SocketAddr>,
     /// The `bowline` binary the mesh runs.
     pub bowline: PathBuf,
+    /// The mesh CA's state directory (sidecars and the gateway sign their certificates there).
+    #[serde(default)]
+    pub ca_dir: Option<PathBuf>,
     /// Host processes `up` started (control plane, gateway), for the next `up` after a crash.
     #[serde(default)]
     pub children: Vec<i32>,
@@ -63,6 +66,11 @@ impl Default for RunDir {
 impl RunDir {
     pub fn new(root: impl Into<PathBuf>) -> RunDir {
         RunDir { root: root.into() }
+    }
+
+    /// Where `up` keeps the mesh CA.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.root.join("ca")
     }
 
     fn mesh_file(&self) -> PathBuf {
@@ -207,6 +215,7 @@ mod tests {
             dns_relay: None,
             bowline: "/bin/true".into(),
             children: vec![],
+            ca_dir: None,
         };
         run.write_mesh(&state).unwrap();
         // Leftovers of a crash: the file is there, nobody holds the lock.

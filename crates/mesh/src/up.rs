@@ -133,7 +133,12 @@ impl Mesh {
             }
             _ => None,
         };
-        let gateway = start_gateway(&opts.bowline, &config_dir)?;
+        let ca_dir = opts.run_dir.ca_dir();
+        let ca_dir2 = ca_dir.clone();
+        tokio::task::spawn_blocking(move || create_ca(&ca_dir2))
+            .await
+            .map_err(|e| Error::Invalid(e.to_string()))??;
+        let gateway = start_gateway(&opts.bowline, &config_dir, &ca_dir)?;
         let state = MeshState {
             pid: std::process::id() as i32,
             config_dir,
@@ -141,6 +146,7 @@ impl Mesh {
             pod_cidr: node.cidr().to_string(),
             dns_relay: relay.as_ref().map(DnsServer::local_addr),
             bowline: opts.bowline.clone(),
+            ca_dir: Some(ca_dir),
             children: [control.id(), gateway.id()]
                 .into_iter()
                 .flatten()
@@ -256,6 +262,7 @@ async fn start_control(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .kill_on_drop(true);
+    quiet(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(Error::io("starting the control plane"))?;
@@ -286,7 +293,31 @@ async fn start_control(
     }
 }
 
-fn start_gateway(bowline: &Path, config_dir: &Path) -> Result<Child, Error> {
+/// The mesh CA's root, made once here before any proxy starts (each proxy signs its own
+/// certificate from this directory in config-dir mode; concurrent first starts must not race to
+/// create it). The proxies run as uid 1337, so the directory is theirs to read: on this one
+/// machine the CA key is as protected as the proxy uid.
+fn create_ca(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    ca::CertificateAuthority::open(
+        ca::CaSource::SelfSigned { state_dir: dir },
+        ca::CaConfig::default(),
+    )
+    .map_err(|e| Error::Invalid(format!("the mesh CA in {}: {e}", dir.display())))?;
+    let uid = Some(nix::unistd::Uid::from_raw(crate::pod::PROXY_UID));
+    let gid = Some(nix::unistd::Gid::from_raw(crate::pod::PROXY_UID));
+    let mut paths = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        paths.extend(entries.flatten().map(|e| e.path()));
+    }
+    for p in paths {
+        nix::unistd::chown(&p, uid, gid)
+            .map_err(|e| Error::Invalid(format!("chown {}: {e}", p.display())))?;
+    }
+    Ok(())
+}
+
+fn start_gateway(bowline: &Path, config_dir: &Path, ca_dir: &Path) -> Result<Child, Error> {
     let mut cmd = Command::new(bowline);
     cmd.args(["proxy", "--role", "gateway", "--labels", GATEWAY_LABELS])
         .args([
@@ -305,10 +336,21 @@ fn start_gateway(bowline: &Path, config_dir: &Path) -> Result<Child, Error> {
         ])
         .arg("--config-dir")
         .arg(config_dir)
+        .arg("--ca-dir")
+        .arg(ca_dir)
         .stdin(Stdio::null())
         .kill_on_drop(true);
+    quiet(&mut cmd);
     cmd.spawn()
         .map_err(Error::io("starting the ingress gateway"))
+}
+
+/// Children log warnings and errors only, unless RUST_LOG says otherwise: the mesh's terminal
+/// is for what the user asked for.
+pub(crate) fn quiet(cmd: &mut Command) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
 }
 
 /// Polls `check` until it is true or `timeout` passes.

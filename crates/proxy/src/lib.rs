@@ -26,9 +26,9 @@
 //! | 127.0.0.1:15053  | DNS proxy, UDP and TCP, when configured (sidecars)                  |
 
 pub mod admin;
-pub mod dns;
 pub mod capture;
 pub mod certs;
+pub mod dns;
 pub mod drain;
 pub mod error;
 pub mod h1guard;

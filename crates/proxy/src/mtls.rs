@@ -85,14 +85,25 @@ impl MeshTls {
 
     /// The client config for a destination whose server may be any of `sans` (SPIFFE IDs; an
     /// empty list accepts any mesh identity); `http` picks Istio's HTTP ALPN markers, else TCP's.
-    pub fn client_config(&self, sans: &[String], http: bool) -> Result<Arc<ClientConfig>, MtlsError> {
+    pub fn client_config(
+        &self,
+        sans: &[String],
+        http: bool,
+    ) -> Result<Arc<ClientConfig>, MtlsError> {
         let key = (sans.to_vec(), http);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let allowed = sans.iter().filter_map(|s| s.parse::<Identity>().ok()).collect();
-        let alpn: &[MeshAlpn] = if http { &MeshAlpn::HTTP } else { &MeshAlpn::TCP };
+        let allowed = sans
+            .iter()
+            .filter_map(|s| s.parse::<Identity>().ok())
+            .collect();
+        let alpn: &[MeshAlpn] = if http {
+            &MeshAlpn::HTTP
+        } else {
+            &MeshAlpn::TCP
+        };
         let config = Arc::new(tls::client_config(self.store.clone(), allowed, alpn)?);
         clients.insert(key, config.clone());
         Ok(config)
@@ -165,7 +176,9 @@ pub async fn classify(mode: PeerMtls, sock: &TcpStream, have_cert: bool) -> Inbo
             _ => Inbound::Refuse,
         },
         PeerMtls::Permissive => match peek_hello(sock, DETECT_TIMEOUT).await {
-            Some(alpn) if have_cert && alpn.iter().any(|a| MeshAlpn::parse(a.as_bytes()).is_some()) => {
+            Some(alpn)
+                if have_cert && alpn.iter().any(|a| MeshAlpn::parse(a.as_bytes()).is_some()) =>
+            {
                 Inbound::Terminate
             }
             _ => Inbound::Plain,
@@ -235,7 +248,11 @@ pub fn upstream_security(
         || cluster.name == model::compile::INBOUND_PASSTHROUGH_CLUSTER;
     let bind = (inbound && !addr.ip().is_loopback() && addr.is_ipv4()).then_some(INBOUND_BIND);
     let tls = match state.runtime.mesh_tls.get(ci).and_then(Option::as_ref) {
-        Some(m) if ei.map_or(m.all_endpoints, |i| m.endpoints.get(i).copied().unwrap_or(false)) => {
+        Some(m)
+            if ei.map_or(m.all_endpoints, |i| {
+                m.endpoints.get(i).copied().unwrap_or(false)
+            }) =>
+        {
             let mesh = mesh.ok_or_else(|| {
                 RequestError::new(ResponseFlag::UF, MtlsError::NoCertificate.to_string())
             })?;
@@ -392,8 +409,12 @@ impl tower_service::Service<http::Uri> for MeshConnector {
             let addr: SocketAddr = uri
                 .authority()
                 .and_then(|a| a.as_str().parse().ok())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "endpoint is not an address"))?;
-            Ok(HyperMeshIo(TokioIo::new(connect(addr, &sec, timeout).await?)))
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "endpoint is not an address")
+                })?;
+            Ok(HyperMeshIo(TokioIo::new(
+                connect(addr, &sec, timeout).await?,
+            )))
         })
     }
 }

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(default_value = "bookinfo")]
     sample: Sample,
     #[command(flatten)]
-    up: super::up::Args,
+    up: super::up::UpArgs,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {

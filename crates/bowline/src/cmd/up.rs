@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use mesh::{Mesh, MeshOptions};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub struct UpArgs {
     /// Directory the control plane keeps the mesh's configuration in (created if missing)
     #[arg(long, default_value = "mesh", value_name = "DIR")]
     pub config_dir: PathBuf,
@@ -19,7 +19,7 @@ pub struct Args {
     pub pod_cidr: Option<Ipv4Net>,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: UpArgs) -> Result<ExitCode> {
     super::run_mesh::init_logging();
     let runtime = super::run_mesh::runtime()?;
     runtime.block_on(async move {
@@ -30,7 +30,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Starts the mesh and prints what runs where.
-pub async fn start(args: &Args) -> Result<Mesh> {
+pub async fn start(args: &UpArgs) -> Result<Mesh> {
     let mut opts = MeshOptions::new(
         &args.config_dir,
         std::env::current_exe().context("finding the bowline binary")?,

@@ -177,7 +177,10 @@ impl Mesh {
             if let Ok((200, _)) = admin(pod, "GET", "/certs") {
                 return;
             }
-            assert!(Instant::now() < deadline, "sidecar {name} did not get ready");
+            assert!(
+                Instant::now() < deadline,
+                "sidecar {name} did not get ready"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -225,7 +228,9 @@ pub fn exchange(to: SocketAddr, req: &[u8]) -> std::io::Result<(u16, String)> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, format!("not HTTP: {text:?}")))?;
+        .ok_or_else(|| {
+            std::io::Error::new(ErrorKind::InvalidData, format!("not HTTP: {text:?}"))
+        })?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -280,7 +285,13 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 /// A Kubernetes Service `name` (cluster IP `vip`) over pods labelled `app: name`, and one pod
 /// for it at `address` running a sidecar (`security.istio.io/tlsMode: istio`) as `sa`.
-pub fn service(name: &str, vip: &str, ports: &[(&str, u16, u16)], address: &str, sa: &str) -> String {
+pub fn service(
+    name: &str,
+    vip: &str,
+    ports: &[(&str, u16, u16)],
+    address: &str,
+    sa: &str,
+) -> String {
     let ports: Vec<String> = ports
         .iter()
         .map(|(n, p, t)| format!("{{name: {n}, port: {p}, targetPort: {t}}}"))

@@ -37,7 +37,10 @@ fn registry_only(cx: &Cx<'_>) -> bool {
 }
 
 fn capture_port(port: i32, default: u16) -> u16 {
-    u16::try_from(port).ok().filter(|p| *p != 0).unwrap_or(default)
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p != 0)
+        .unwrap_or(default)
 }
 
 /// A cluster whose connections go to the address the client dialed.

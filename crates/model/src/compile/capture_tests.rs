@@ -70,7 +70,10 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
         .iter()
         .map(|l| (l.name.as_str(), l.port))
         .collect();
-    assert_eq!(names, [("virtualInbound", 15006), ("virtualOutbound", 15001)]);
+    assert_eq!(
+        names,
+        [("virtualInbound", 15006), ("virtualOutbound", 15001)]
+    );
     let rt = Runtime::build(c.snapshot.clone()).unwrap();
     let out = &rt.listener(VIRTUAL_OUTBOUND).unwrap().kind;
     // The TCP service is matched on its VIP; HTTP ports on 0.0.0.0:port.
@@ -84,7 +87,12 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     };
     assert_eq!(rt.clusters[fallback.pick(0)].name, PASSTHROUGH_CLUSTER);
     // Unknown hosts on a known HTTP port go to the original destination.
-    let table = c.snapshot.route_tables.iter().find(|t| t.name == "80").unwrap();
+    let table = c
+        .snapshot
+        .route_tables
+        .iter()
+        .find(|t| t.name == "80")
+        .unwrap();
     assert_eq!(table.virtual_hosts.last().unwrap().name, "allow_any");
 
     let inb = &rt.listener(VIRTUAL_INBOUND).unwrap().kind;
@@ -122,7 +130,12 @@ fn registry_only_sends_unknown_destinations_to_the_black_hole() {
         panic!()
     };
     assert_eq!(fallback[0].cluster, BLACKHOLE_CLUSTER);
-    let table = c.snapshot.route_tables.iter().find(|t| t.name == "80").unwrap();
+    let table = c
+        .snapshot
+        .route_tables
+        .iter()
+        .find(|t| t.name == "80")
+        .unwrap();
     let last = table.virtual_hosts.last().unwrap();
     assert_eq!(last.name, "block_all");
     assert!(matches!(
@@ -234,7 +247,11 @@ fn auto_mtls_covers_sidecar_endpoints_and_destination_rules_override_it() {
     );
     assert_eq!(web.sni, "outbound_.80_._.web.shop.svc.cluster.local");
     // db has no sidecar label: plain text.
-    assert!(!c.snapshot.mesh_tls.iter().any(|m| m.cluster.contains("db.shop")));
+    assert!(!c
+        .snapshot
+        .mesh_tls
+        .iter()
+        .any(|m| m.cluster.contains("db.shop")));
 
     let drs = r#"
 apiVersion: networking.istio.io/v1
@@ -254,7 +271,10 @@ spec: {host: db, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
         .iter()
         .map(|m| (m.cluster.as_str(), m.all_endpoints))
         .collect();
-    assert_eq!(clusters, [("outbound|5432||db.shop.svc.cluster.local", true)]);
+    assert_eq!(
+        clusters,
+        [("outbound|5432||db.shop.svc.cluster.local", true)]
+    );
 
     let mut mesh = MeshConfig::istio_default();
     mesh.enable_auto_mtls = Some(false);

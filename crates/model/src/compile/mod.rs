@@ -376,7 +376,9 @@ impl<'a> Cx<'a> {
                 })
                 .collect();
             let lb_policy = self.lb_policy(dr.map(|(r, _)| r), policy.as_ref(), port);
-            if let Some(m) = self.mesh_tls_for(&name, &service, &subset, port, policy.as_ref(), &endpoints) {
+            if let Some(m) =
+                self.mesh_tls_for(&name, &service, &subset, port, policy.as_ref(), &endpoints)
+            {
                 self.mesh_tls.push(m);
             }
             out.push(Cluster {

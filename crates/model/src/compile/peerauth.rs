@@ -117,7 +117,10 @@ fn pick<'a>(
 ) -> (Found<'a>, Option<(String, Vec<String>)>) {
     let chosen = found.first().copied();
     let extra: Vec<String> = found.iter().skip(1).map(|(r, _)| r.id()).collect();
-    (chosen, (!extra.is_empty()).then(|| (level.to_string(), extra)))
+    (
+        chosen,
+        (!extra.is_empty()).then(|| (level.to_string(), extra)),
+    )
 }
 
 fn convert(m: MtlsMode) -> PeerMtls {

@@ -58,11 +58,15 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     for (s, port) in tcp {
         // Without per-service addresses every service would share 0.0.0.0:port; a TCP port can
         // only carry one destination, so use the service IP when there is one.
-        let address = s
-            .addresses
-            .iter()
-            .find_map(|a| a.parse::<IpAddr>().ok())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        // Captured listeners are virtual (matched by original destination), so a service's VIP
+        // serves there; a real socket can only bind an address the host has.
+        let own = s.addresses.iter().find_map(|a| a.parse::<IpAddr>().ok());
+        let address = if cx.proxy.capture {
+            s.cluster_ip()
+        } else {
+            own
+        }
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let listen = cx.listener_port(port)?;
         if !bound.insert((address, listen)) {
             cx.warnings.push(super::Warning {
@@ -105,6 +109,8 @@ fn domains(s: &Service, port: u16, proxy_ns: &str) -> Vec<String> {
             .filter(|a| a.parse::<IpAddr>().is_ok())
             .cloned(),
     );
+    // A client that resolved the name through the DNS proxy may send the VIP as Host.
+    names.extend(s.vip.map(|v| v.to_string()));
     let mut out = Vec::new();
     for n in names {
         out.push(format!("{n}:{port}"));

@@ -93,10 +93,20 @@ pub struct RuntimeListener {
 
 #[derive(Debug)]
 pub enum RuntimeListenerKind {
-    Http { table: usize, h2_only: bool },
-    Tcp { clusters: WeightedSet },
-    TlsPassthrough { routes: Vec<RuntimeSniRoute> },
-    AutoSniff { table: usize, tcp: WeightedSet },
+    Http {
+        table: usize,
+        h2_only: bool,
+    },
+    Tcp {
+        clusters: WeightedSet,
+    },
+    TlsPassthrough {
+        routes: Vec<RuntimeSniRoute>,
+    },
+    AutoSniff {
+        table: usize,
+        tcp: WeightedSet,
+    },
     /// 15001 (`inbound: false`) or 15006: dispatch by original destination.
     Capture {
         inbound: bool,
@@ -136,9 +146,8 @@ impl RuntimeListenerKind {
     /// the chain `dst` selects.
     pub fn http_table(&self, dst: Option<SocketAddr>) -> Option<usize> {
         match self {
-            RuntimeListenerKind::Http { table, .. } | RuntimeListenerKind::AutoSniff { table, .. } => {
-                Some(*table)
-            }
+            RuntimeListenerKind::Http { table, .. }
+            | RuntimeListenerKind::AutoSniff { table, .. } => Some(*table),
             RuntimeListenerKind::Capture { .. } => self.chain_for(dst?)?.kind.http_table(None),
             _ => None,
         }
@@ -611,8 +620,7 @@ fn mesh_tls(
             .iter()
             .filter(|e| e.health == HealthStatus::Healthy && e.weight > 0)
             .map(|e| {
-                m.all_endpoints
-                    || e.labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")
+                m.all_endpoints || e.labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")
             })
             .collect();
         out[ci] = Some(RuntimeMeshTls {

@@ -19,8 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use model::runtime::{
-    redirect_location, CompiledCors, RuntimeAction, RuntimeForward,
-    RuntimeRoute,
+    redirect_location, CompiledCors, RuntimeAction, RuntimeForward, RuntimeRoute,
 };
 use model::RequestView;
 use prometheus_client::metrics::counter::Counter;
@@ -232,7 +231,10 @@ async fn forward<'s>(
     if http2 && special.is_some() {
         return Err(RequestError::new(
             ResponseFlag::UF,
-            format!("{}: HTTP/2 upstreams with mesh mTLS or a bound source are not supported yet", cluster.name),
+            format!(
+                "{}: HTTP/2 upstreams with mesh mTLS or a bound source are not supported yet",
+                cluster.name
+            ),
         ));
     }
 
