@@ -11,10 +11,15 @@ use tasks_support::*;
 fn burst(n: usize) -> Vec<u16> {
     let handles: Vec<_> = (0..n)
         .map(|_| {
-            std::thread::spawn(|| curl_in("default", "sleep", "http://httpbin:8000/delay/1", &[]).status)
+            std::thread::spawn(|| {
+                curl_in("default", "sleep", "http://httpbin:8000/delay/1", &[]).status
+            })
         })
         .collect();
-    handles.into_iter().map(|h| h.join().expect("client")).collect()
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("client"))
+        .collect()
 }
 
 #[test]
@@ -33,9 +38,21 @@ fn circuit_breaking_httpbin() {
     });
     for concurrency in [2, 3] {
         let statuses = burst(concurrency);
-        assert!(statuses.contains(&503), "concurrency {concurrency}: {statuses:?}");
-        assert!(statuses.contains(&200), "concurrency {concurrency}: {statuses:?}");
-        assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+        assert!(
+            statuses.contains(&503),
+            "concurrency {concurrency}: {statuses:?}"
+        );
+        assert!(
+            statuses.contains(&200),
+            "concurrency {concurrency}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 503),
+            "{statuses:?}"
+        );
     }
-    assert_eq!(curl_in("default", "sleep", "http://httpbin:8000/get", &[]).status, 200);
+    assert_eq!(
+        curl_in("default", "sleep", "http://httpbin:8000/get", &[]).status,
+        200
+    );
 }

@@ -19,24 +19,41 @@ fn check(mesh: &Mesh, all_v1: &Path, test_v2: &Path, delay: &Path, abort: &Path)
         reviews_version(&productpage(Some("jason")).body) == "v2"
     });
     mesh.apply(delay);
-    eventually("jason's page waits for ratings and gives up", Duration::from_secs(60), || {
-        let p = productpage(Some("jason"));
-        p.body.contains(REVIEWS_DOWN)
-    });
+    eventually(
+        "jason's page waits for ratings and gives up",
+        Duration::from_secs(60),
+        || {
+            let p = productpage(Some("jason"));
+            p.body.contains(REVIEWS_DOWN)
+        },
+    );
     let p = productpage(Some("jason"));
     assert_eq!(p.status, 200);
     assert!(p.body.contains(REVIEWS_DOWN), "{}", p.body);
-    assert!((5.0..9.0).contains(&p.seconds), "took {} s, expected about 6", p.seconds);
+    assert!(
+        (5.0..9.0).contains(&p.seconds),
+        "took {} s, expected about 6",
+        p.seconds
+    );
     let anon = productpage(None);
-    assert!(anon.seconds < 2.0 && !anon.body.contains(REVIEWS_DOWN), "{anon:?}");
+    assert!(
+        anon.seconds < 2.0 && !anon.body.contains(REVIEWS_DOWN),
+        "{anon:?}"
+    );
 
     mesh.apply(abort);
-    eventually("jason's ratings fail with 500", Duration::from_secs(20), || {
-        productpage(Some("jason")).body.contains(RATINGS_DOWN)
-    });
+    eventually(
+        "jason's ratings fail with 500",
+        Duration::from_secs(20),
+        || productpage(Some("jason")).body.contains(RATINGS_DOWN),
+    );
     let p = productpage(Some("jason"));
     assert!(p.seconds < 2.0, "an abort is immediate: {} s", p.seconds);
-    assert_eq!(reviews_version(&p.body), "v1", "v2 without ratings shows no stars");
+    assert_eq!(
+        reviews_version(&p.body),
+        "v1",
+        "v2 without ratings shows no stars"
+    );
     assert!(!productpage(None).body.contains(RATINGS_DOWN));
 }
 

@@ -19,9 +19,11 @@ fn ingress_host_and_path_routing_to_httpbin() {
     }
     let mesh = Mesh::demo("httpbin");
     mesh.apply(&task("httpbin-gateway.yaml"));
-    eventually("the gateway routes to httpbin", Duration::from_secs(20), || {
-        ingress("/status/200", "httpbin.example.com").status == 200
-    });
+    eventually(
+        "the gateway routes to httpbin",
+        Duration::from_secs(20),
+        || ingress("/status/200", "httpbin.example.com").status == 200,
+    );
     assert_eq!(ingress("/status/418", "httpbin.example.com").status, 418);
     let d = ingress("/delay/1", "httpbin.example.com");
     assert_eq!(d.status, 200);
@@ -31,8 +33,10 @@ fn ingress_host_and_path_routing_to_httpbin() {
     if let Some(samples) = istio_samples() {
         mesh.delete(&task("httpbin-gateway.yaml"));
         mesh.apply(&samples.join("httpbin/httpbin-gateway.yaml"));
-        eventually("Istio's httpbin gateway routes", Duration::from_secs(20), || {
-            ingress("/headers", "anything.example").status == 200
-        });
+        eventually(
+            "Istio's httpbin gateway routes",
+            Duration::from_secs(20),
+            || ingress("/headers", "anything.example").status == 200,
+        );
     }
 }

@@ -23,7 +23,14 @@ fn mirroring_httpbin_v1_to_v2() {
     mesh.run_app("default", "httpbin-v2", "httpbin", "v2", "8000/http", true);
     mesh.run_sleep("default", true);
     mesh.apply(&task("httpbin-mirror.yaml"));
-    let get = |path: &str| curl_in("default", "sleep", &format!("http://httpbin:8000{path}"), &[]);
+    let get = |path: &str| {
+        curl_in(
+            "default",
+            "sleep",
+            &format!("http://httpbin:8000{path}"),
+            &[],
+        )
+    };
     eventually("requests mirrored to v2", Duration::from_secs(20), || {
         get("/headers").status == 200 && served(&mesh.log("default", "httpbin-v2"), "/headers") > 0
     });
@@ -35,8 +42,10 @@ fn mirroring_httpbin_v1_to_v2() {
     for _ in 0..5 {
         assert_eq!(get("/uuid").status, 200);
     }
-    eventually("v2 saw every mirrored request", Duration::from_secs(10), || {
-        served(&mesh.log("default", "httpbin-v2"), "/uuid") >= v2 + 5
-    });
+    eventually(
+        "v2 saw every mirrored request",
+        Duration::from_secs(10),
+        || served(&mesh.log("default", "httpbin-v2"), "/uuid") >= v2 + 5,
+    );
     assert_eq!(served(&mesh.log("default", "httpbin-v1"), "/uuid"), v1 + 5);
 }

@@ -17,7 +17,13 @@ fn matrix() -> Vec<(String, String, i32)> {
     for from in NAMESPACES {
         for to in NAMESPACES {
             let c = curl_in(from, "sleep", &format!("http://httpbin.{to}:8000/ip"), &[]);
-            let code = if c.exit == 0 && c.status == 200 { 0 } else if c.exit == 0 { -(c.status as i32) } else { c.exit };
+            let code = if c.exit == 0 && c.status == 200 {
+                0
+            } else if c.exit == 0 {
+                -(c.status as i32)
+            } else {
+                c.exit
+            };
             out.push((from.to_string(), to.to_string(), code));
         }
     }
@@ -47,19 +53,27 @@ fn mtls_migration_permissive_then_strict() {
         mesh.run_sleep(ns, sidecar);
     }
     let all_ok = expect(&[]);
-    eventually("every pair answers 200", Duration::from_secs(30), || matrix() == all_ok);
+    eventually("every pair answers 200", Duration::from_secs(30), || {
+        matrix() == all_ok
+    });
 
     mesh.apply(&task("peer-authentication-foo-strict.yaml"));
     let foo_strict = expect(&[("legacy", "foo")]);
-    eventually("legacy to foo refused", Duration::from_secs(30), || matrix() == foo_strict);
+    eventually("legacy to foo refused", Duration::from_secs(30), || {
+        matrix() == foo_strict
+    });
 
     mesh.apply(&task("peer-authentication-mesh-strict.yaml"));
     let mesh_strict = expect(&[("legacy", "foo"), ("legacy", "bar")]);
-    eventually("legacy to foo and bar refused", Duration::from_secs(30), || {
-        let m = matrix();
-        if m != mesh_strict {
-            eprintln!("{m:?}");
-        }
-        m == mesh_strict
-    });
+    eventually(
+        "legacy to foo and bar refused",
+        Duration::from_secs(30),
+        || {
+            let m = matrix();
+            if m != mesh_strict {
+                eprintln!("{m:?}");
+            }
+            m == mesh_strict
+        },
+    );
 }

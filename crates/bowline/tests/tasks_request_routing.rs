@@ -11,12 +11,16 @@ use tasks_support::*;
 
 fn check_routing(mesh: &Mesh, all_v1: &std::path::Path, test_v2: &std::path::Path) {
     mesh.apply(all_v1);
-    eventually("every page from reviews v1", Duration::from_secs(20), || {
-        (0..5).all(|_| {
-            let p = productpage(None);
-            p.status == 200 && reviews_version(&p.body) == "v1"
-        })
-    });
+    eventually(
+        "every page from reviews v1",
+        Duration::from_secs(20),
+        || {
+            (0..5).all(|_| {
+                let p = productpage(None);
+                p.status == 200 && reviews_version(&p.body) == "v1"
+            })
+        },
+    );
     for _ in 0..10 {
         let p = productpage(None);
         assert_eq!((p.status, reviews_version(&p.body)), (200, "v1"));

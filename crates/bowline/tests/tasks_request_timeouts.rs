@@ -19,10 +19,14 @@ fn request_timeouts_on_reviews() {
     mesh.apply(&task("virtual-service-all-v1.yaml"));
     mesh.apply(&task("virtual-service-reviews-v2.yaml"));
     mesh.apply(&task("virtual-service-ratings-delay-2s.yaml"));
-    eventually("the page waits about 2 s for ratings", Duration::from_secs(30), || {
-        let p = productpage(None);
-        p.status == 200 && reviews_version(&p.body) == "v2" && p.seconds >= 1.8
-    });
+    eventually(
+        "the page waits about 2 s for ratings",
+        Duration::from_secs(30),
+        || {
+            let p = productpage(None);
+            p.status == 200 && reviews_version(&p.body) == "v2" && p.seconds >= 1.8
+        },
+    );
     mesh.apply(&task("virtual-service-reviews-v2-timeout.yaml"));
     eventually("reviews time out", Duration::from_secs(30), || {
         productpage(None).body.contains(REVIEWS_DOWN)
@@ -31,6 +35,10 @@ fn request_timeouts_on_reviews() {
         let p = productpage(None);
         assert_eq!(p.status, 200);
         assert!(p.body.contains(REVIEWS_DOWN), "{}", p.body);
-        assert!((0.8..1.8).contains(&p.seconds), "took {} s, expected about 1", p.seconds);
+        assert!(
+            (0.8..1.8).contains(&p.seconds),
+            "took {} s, expected about 1",
+            p.seconds
+        );
     }
 }

@@ -12,7 +12,9 @@ use tasks_support::*;
 
 /// One connection through the gateway: the word the echo server prefixed our line with.
 fn echo() -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&"127.0.0.1:31400".parse().ok()?, Duration::from_secs(2)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&"127.0.0.1:31400".parse().ok()?, Duration::from_secs(2))
+            .ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"hello\n").ok()?;
     let mut line = String::new();
@@ -26,16 +28,23 @@ fn twos(n: usize) -> usize {
 
 fn check(mesh: &Mesh, all_v1: &Path, twenty: &Path) {
     mesh.apply(all_v1);
-    eventually("the gateway's TCP port answers", Duration::from_secs(20), || {
-        echo().as_deref() == Some("one")
-    });
+    eventually(
+        "the gateway's TCP port answers",
+        Duration::from_secs(20),
+        || echo().as_deref() == Some("one"),
+    );
     for _ in 0..20 {
         assert_eq!(echo().as_deref(), Some("one"));
     }
     mesh.apply(twenty);
-    eventually("some connections reach v2", Duration::from_secs(20), || twos(20) > 0);
+    eventually("some connections reach v2", Duration::from_secs(20), || {
+        twos(20) > 0
+    });
     let n = twos(100);
-    assert!((10..=30).contains(&n), "{n} of 100 connections to v2, expected 20 ± 10");
+    assert!(
+        (10..=30).contains(&n),
+        "{n} of 100 connections to v2, expected 20 ± 10"
+    );
 }
 
 #[test]
@@ -44,9 +53,17 @@ fn tcp_traffic_shifting_through_the_gateway() {
         return;
     }
     let mesh = Mesh::demo("tcp-echo");
-    check(&mesh, &task("tcp-echo-all-v1.yaml"), &task("tcp-echo-20-v2.yaml"));
+    check(
+        &mesh,
+        &task("tcp-echo-all-v1.yaml"),
+        &task("tcp-echo-20-v2.yaml"),
+    );
     if let Some(samples) = istio_samples() {
         let dir = samples.join("tcp-echo");
-        check(&mesh, &dir.join("tcp-echo-all-v1.yaml"), &dir.join("tcp-echo-20-v2.yaml"));
+        check(
+            &mesh,
+            &dir.join("tcp-echo-all-v1.yaml"),
+            &dir.join("tcp-echo-20-v2.yaml"),
+        );
     }
 }

@@ -20,14 +20,17 @@ fn v3_share(n: usize) -> usize {
 
 fn check(mesh: &Mesh, all_v1: &Path, fifty: &Path, all_v3: &Path) {
     mesh.apply(all_v1);
-    eventually("all v1", Duration::from_secs(20), || v3_share(5) == 0 && {
-        (0..5).all(|_| reviews_version(&productpage(None).body) == "v1")
+    eventually("all v1", Duration::from_secs(20), || {
+        v3_share(5) == 0 && { (0..5).all(|_| reviews_version(&productpage(None).body) == "v1") }
     });
     assert_eq!(v3_share(100), 0);
     mesh.apply(fifty);
     eventually("some v3", Duration::from_secs(20), || v3_share(10) > 0);
     let n = v3_share(100);
-    assert!((40..=60).contains(&n), "{n} of 100 pages from v3, expected 50 ± 10");
+    assert!(
+        (40..=60).contains(&n),
+        "{n} of 100 pages from v3, expected 50 ± 10"
+    );
     mesh.apply(all_v3);
     eventually("all v3", Duration::from_secs(20), || v3_share(10) == 10);
     assert_eq!(v3_share(100), 100);

@@ -10,6 +10,7 @@
 //!   1337 and the app, all stopped and removed together.
 //! - [`sidecar`]: the sidecar's command line, the one place that knows how a sidecar gets its
 //!   config (a config directory today, the xDS address later).
+//! - [`names`]: the names the bridge's DNS relay answers for pods without a sidecar.
 //! - [`rundir`]: the state under `/run/bowline/mesh` that lets `run` and `exec` find the mesh.
 //! - [`client`]: the control plane's apply/get API, as `bowline apply` calls it.
 //! - [`demo`]: Istio's sample workloads (Bookinfo, httpbin, tcp-echo, sleep) as pod specs.
@@ -18,6 +19,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod names;
 pub mod pod;
 pub mod rundir;
 pub mod sidecar;

@@ -190,6 +190,9 @@ impl RunningPod {
             client: client.clone(),
             registered: None,
         };
+        if !spec.sidecar {
+            legacy_dns(mesh, &pod, &spec.namespace)?;
+        }
         let registered = register(&client, &spec, pod.ip).await?;
         partial.registered = Some(registered);
         let sidecar = if spec.sidecar {
@@ -255,6 +258,7 @@ impl RunningPod {
             self.spec.namespace.clone(),
         );
         blocking(move || n.delete_pod(&name, &ns)).await??;
+        let _ = std::fs::remove_dir_all(netns_etc(&self.pod.netns));
         self.run_dir
             .remove_pod(&self.spec.namespace, &self.spec.name);
         Ok(())
@@ -277,7 +281,29 @@ impl Drop for Partial {
         if let Err(e) = self.node.delete_pod(&self.pod.name, &self.pod.namespace) {
             tracing::warn!(error = %e, "could not remove a half-made pod");
         }
+        let _ = std::fs::remove_dir_all(netns_etc(&self.pod.netns));
     }
+}
+
+/// Per-namespace files `ip netns exec` mounts over /etc (how a pod gets its own resolv.conf).
+fn netns_etc(netns: &str) -> std::path::PathBuf {
+    std::path::Path::new("/etc/netns").join(netns)
+}
+
+/// A pod without a sidecar has no DNS proxy: point its resolver at the bridge's relay, with
+/// Kubernetes' search list, so it resolves mesh names as a pod using kube-dns would.
+fn legacy_dns(mesh: &MeshState, pod: &Pod, namespace: &str) -> Result<(), Error> {
+    let Some(relay) = mesh.dns_relay else {
+        return Ok(());
+    };
+    let dir = netns_etc(&pod.netns);
+    std::fs::create_dir_all(&dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    let path = dir.join("resolv.conf");
+    std::fs::write(
+        &path,
+        crate::names::legacy_resolv_conf(relay.ip(), namespace),
+    )
+    .map_err(Error::io(format!("writing {}", path.display())))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {

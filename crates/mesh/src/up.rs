@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
 use node::{Node, NodeConfig};
-use proxy::dns::{DnsConfig, DnsServer, RelayOnly};
+use proxy::dns::{DnsConfig, DnsServer};
+
+use crate::names::EndpointNames;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -67,6 +69,7 @@ pub struct Mesh {
     control: Child,
     gateway: Child,
     _relay: Option<DnsServer>,
+    _names: control::store::Store,
     _lock: UpLock,
 }
 
@@ -87,6 +90,7 @@ impl Mesh {
         if !cleaned.is_empty() {
             tracing::info!(?cleaned, "removed the leftovers of an earlier run");
         }
+        remove_netns_etc();
         if let Some(old) = opts.run_dir.leftover_mesh() {
             kill_leftovers(&old.children);
         }
@@ -116,22 +120,24 @@ impl Mesh {
         .await?;
 
         // Pods have no route out; the bridge address is the host, which can reach the resolver.
-        let gateway_ip = node.cidr().hosts().next().map(IpAddr::V4);
-        let relay = match (gateway_ip, host_upstreams()) {
-            (Some(ip), upstreams) if !upstreams.is_empty() => {
+        // The relay also answers mesh names for pods without a sidecar.
+        let names = Arc::new(EndpointNames::default());
+        let names_store = names.follow(&config_dir).await?;
+        let relay = match node.cidr().hosts().next().map(IpAddr::V4) {
+            Some(ip) => {
                 let config = DnsConfig {
                     addr: SocketAddr::new(ip, 53),
-                    upstreams,
+                    upstreams: host_upstreams(),
                 };
-                match DnsServer::start(config, Arc::new(RelayOnly)).await {
+                match DnsServer::start(config, names).await {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        tracing::warn!(error = %e, "no DNS relay: pods resolve mesh names only");
+                        tracing::warn!(error = %e, "no DNS relay: pods with sidecars resolve mesh names only");
                         None
                     }
                 }
             }
-            _ => None,
+            None => None,
         };
         let ca_dir = opts.run_dir.ca_dir();
         let ca_dir2 = ca_dir.clone();
@@ -161,6 +167,7 @@ impl Mesh {
             control,
             gateway,
             _relay: relay,
+            _names: names_store,
             _lock: lock,
         })
     }
@@ -192,6 +199,7 @@ impl Mesh {
             .await
             .map_err(|e| Error::Invalid(e.to_string()))?;
         self.run_dir.clear()?;
+        remove_netns_etc();
         result.map(|_| ()).map_err(Error::from)
     }
 }
@@ -216,6 +224,18 @@ pub(crate) async fn terminate(child: &mut Child, what: &str) {
         {
             tracing::warn!(what, "did not stop on SIGTERM; killing");
             let _ = child.kill().await;
+        }
+    }
+}
+
+/// Removes the per-pod /etc files (`/etc/netns/bowline-*`) of pods without a sidecar.
+fn remove_netns_etc() {
+    let Ok(dir) = std::fs::read_dir("/etc/netns") else {
+        return;
+    };
+    for e in dir.flatten() {
+        if e.file_name().to_string_lossy().starts_with("bowline-") {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 }

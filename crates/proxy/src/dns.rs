@@ -51,6 +51,12 @@ pub enum DnsError {
 pub trait Names: Send + Sync + 'static {
     /// The addresses of `name` (lowercase, no trailing dot) when the mesh knows it.
     fn lookup(&self, name: &str) -> Option<Vec<IpAddr>>;
+
+    /// Whether a name this source does not know is answered NXDOMAIN here rather than relayed
+    /// (a resolver authoritative for the mesh's domain).
+    fn authoritative_for(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// No local names: the server only relays.
@@ -243,9 +249,15 @@ fn local(msg: &Message, names: &dyn Names) -> Option<Message> {
     let q = &msg.queries[0];
     let name = q.name().to_ascii();
     let key = name.trim_end_matches('.').to_ascii_lowercase();
-    let addresses = names.lookup(&key)?;
     let mut reply = reply_to(msg);
     reply.metadata.authoritative = true;
+    let Some(addresses) = names.lookup(&key) else {
+        if names.authoritative_for(&key) {
+            reply.metadata.response_code = ResponseCode::NXDomain;
+            return Some(reply);
+        }
+        return None;
+    };
     if q.query_type() == RecordType::A {
         for ip in &addresses {
             if let IpAddr::V4(v4) = *ip {

@@ -104,7 +104,11 @@ impl Mesh {
             .expect("start bowline");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
-        let want = if args[0] == "demo" { "Press Ctrl-C" } else { "add workloads" };
+        let want = if args[0] == "demo" {
+            "Press Ctrl-C"
+        } else {
+            "add workloads"
+        };
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let mut seen = String::new();
@@ -154,18 +158,39 @@ impl Mesh {
         while !record.exists() {
             if let Some((_, c)) = self.runs.last_mut() {
                 if let Ok(Some(status)) = c.try_wait() {
-                    panic!("bowline run {ns}/{name} exited: {status}: {}", self.log(ns, name));
+                    panic!(
+                        "bowline run {ns}/{name} exited: {status}: {}",
+                        self.log(ns, name)
+                    );
                 }
             }
-            assert!(Instant::now() < deadline, "pod {ns}/{name} not running in 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "pod {ns}/{name} not running in 60 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// A demo app in its own pod: `bowline demo-app KIND` with the sample's labels.
-    pub fn run_app(&mut self, ns: &str, name: &str, kind: &str, version: &str, port: &str, sidecar: bool) {
+    pub fn run_app(
+        &mut self,
+        ns: &str,
+        name: &str,
+        kind: &str,
+        version: &str,
+        port: &str,
+        sidecar: bool,
+    ) {
         let labels = format!("app={kind},version={version}");
-        let mut args = vec!["--labels", &labels, "--port", port, "--service-account", kind];
+        let mut args = vec![
+            "--labels",
+            &labels,
+            "--port",
+            port,
+            "--service-account",
+            kind,
+        ];
         if !sidecar {
             args.push("--no-sidecar");
         }
@@ -174,7 +199,15 @@ impl Mesh {
             ns,
             name,
             &args,
-            &[BOWLINE, "demo-app", kind, "--version", version, "--port", &p],
+            &[
+                BOWLINE,
+                "demo-app",
+                kind,
+                "--version",
+                version,
+                "--port",
+                &p,
+            ],
             &[("RUST_LOG", "demo=debug")],
         );
     }
@@ -189,18 +222,29 @@ impl Mesh {
     }
 
     pub fn log(&self, ns: &str, name: &str) -> String {
-        std::fs::read_to_string(self.logs.path().join(format!("{ns}.{name}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.logs.path().join(format!("{ns}.{name}.log")))
+            .unwrap_or_default()
     }
 
     /// `bowline apply -f` (asserting success).
     pub fn apply(&self, file: &Path) {
         let out = bowline(&["apply", "-f", &file.display().to_string()]);
-        assert!(out.status.success(), "apply {}: {}", file.display(), text(&out));
+        assert!(
+            out.status.success(),
+            "apply {}: {}",
+            file.display(),
+            text(&out)
+        );
     }
 
     pub fn delete(&self, file: &Path) {
         let out = bowline(&["delete", "-f", &file.display().to_string()]);
-        assert!(out.status.success(), "delete {}: {}", file.display(), text(&out));
+        assert!(
+            out.status.success(),
+            "delete {}: {}",
+            file.display(),
+            text(&out)
+        );
     }
 }
 
@@ -234,7 +278,10 @@ fn term(c: &mut Child, grace: Duration) {
 }
 
 pub fn bowline(args: &[&str]) -> Output {
-    Command::new(BOWLINE).args(args).output().expect("run bowline")
+    Command::new(BOWLINE)
+        .args(args)
+        .output()
+        .expect("run bowline")
 }
 
 pub fn text(o: &Output) -> String {
@@ -256,7 +303,9 @@ pub struct Curl {
 
 /// `curl` from inside pod `ns/pod` (its traffic captured by that pod's sidecar).
 pub fn curl_in(ns: &str, pod: &str, url: &str, extra: &[&str]) -> Curl {
-    let mut args = vec!["exec", pod, "-n", ns, "--", "curl", "-s", "-m", "20", "-o", "-"];
+    let mut args = vec![
+        "exec", pod, "-n", ns, "--", "curl", "-s", "-m", "20", "-o", "-",
+    ];
     args.extend(["-w", "\n%{http_code} %{time_total}"]);
     args.extend(extra);
     args.push(url);
@@ -266,7 +315,15 @@ pub fn curl_in(ns: &str, pod: &str, url: &str, extra: &[&str]) -> Curl {
 /// `curl` on the host, e.g. to the ingress gateway.
 pub fn curl_host(url: &str, extra: &[&str]) -> Curl {
     let out = Command::new("curl")
-        .args(["-s", "-m", "20", "-o", "-", "-w", "\n%{http_code} %{time_total}"])
+        .args([
+            "-s",
+            "-m",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{time_total}",
+        ])
         .args(extra)
         .arg(url)
         .output()
