@@ -103,6 +103,7 @@ impl Mesh {
         let config_dir = absolute(&opts.config_dir)?;
         std::fs::create_dir_all(&config_dir)
             .map_err(Error::io(format!("creating {}", config_dir.display())))?;
+        remove_stale_pods(&config_dir);
         let control = start_control(&opts.bowline, &config_dir, opts.control_addr).await?;
         let client = ControlClient::new(opts.control_addr);
         wait_for(
@@ -224,6 +225,22 @@ pub(crate) async fn terminate(child: &mut Child, what: &str) {
         {
             tracing::warn!(what, "did not stop on SIGTERM; killing");
             let _ = child.kill().await;
+        }
+    }
+}
+
+/// Pods registered by an earlier run whose owner crashed: their namespaces are gone, so their
+/// records (`pod-<ns>-<name>.yaml`, as the control plane's writer names them) must go too, or
+/// they would stay endpoints of their services.
+fn remove_stale_pods(config_dir: &Path) {
+    let Ok(dir) = std::fs::read_dir(config_dir) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with("pod-") && name.ends_with(".yaml") {
+            tracing::info!(file = %name, "removing a pod of an earlier run");
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -66,6 +66,7 @@ pub struct Mesh {
     runs: Vec<(String, Child)>,
     pub config_dir: tempfile::TempDir,
     pub logs: tempfile::TempDir,
+    cleanup: bool,
     _lock: Flock<File>,
 }
 
@@ -128,6 +129,7 @@ impl Mesh {
             runs: Vec::new(),
             config_dir,
             logs,
+            cleanup: true,
             _lock: lock,
         };
         match rx.recv_timeout(Duration::from_secs(120)) {
@@ -248,6 +250,23 @@ impl Mesh {
     }
 }
 
+impl Mesh {
+    /// SIGKILL to `bowline up` and every `bowline run`: a crash, leaving pods, rules and host
+    /// children behind for the next `up` to clean. Drop then only releases the test lock.
+    pub fn kill_hard(&mut self) {
+        self.cleanup = false;
+        for (_, c) in &mut self.runs {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.runs.clear();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 impl Drop for Mesh {
     fn drop(&mut self) {
         for (_, c) in &mut self.runs {
@@ -257,6 +276,9 @@ impl Drop for Mesh {
             term(&mut c, Duration::from_secs(30));
         }
         // Whatever a killed mesh left behind.
+        if !self.cleanup {
+            return;
+        }
         if let Err(e) = node::cleanup_all() {
             eprintln!("cleanup: {e}");
         }
