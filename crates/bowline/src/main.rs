@@ -37,7 +37,7 @@ enum Command {
     /// List resources of the running control plane (kubectl get)
     Get(cmd::get::Args),
     /// Run the proxy, serving a snapshot file or Istio YAML compiled for a gateway or sidecar
-    Proxy(cmd::proxy::Args),
+    Proxy(Box<cmd::proxy::Args>),
     /// Run the local mesh in the foreground: control plane, ingress gateway, pod network (root)
     Up(cmd::up::UpArgs),
     /// Run a workload in the running mesh: a pod with a sidecar and CMD (root)
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => cmd::apply::apply(a),
         Command::Delete(a) => cmd::apply::delete(a),
         Command::Get(a) => cmd::get::run(a),
-        Command::Proxy(a) => cmd::proxy::run(a),
+        Command::Proxy(a) => cmd::proxy::run(*a),
         Command::Up(a) => cmd::up::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Exec(a) => cmd::exec::run(a),

@@ -125,6 +125,9 @@ fn app(bowline: &Path, name: &str, version: &str, sa: &str, port: u16, port_name
         port,
         name: port_name.into(),
     });
+    // The demo's terminal is for the mesh's own lines; RUST_LOG still wins.
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    p.env.push(("RUST_LOG".into(), level));
     p
 }
 

@@ -110,10 +110,8 @@ impl RunDir {
         let Ok(file) = File::open(self.root.join("up.lock")) else {
             return false;
         };
-        match Flock::lock(file, FlockArg::LockSharedNonblock) {
-            Ok(_) => false,
-            Err(_) => true,
-        }
+        // Taking it shows nobody holds it; the probe's own lock goes with the temporary.
+        Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
     }
 
     /// Removes the state of an earlier run (called by `up` once it holds the lock).
@@ -234,7 +232,7 @@ mod tests {
             owner: 7,
         };
         run.write_pod(&pod).unwrap();
-        assert_eq!(run.pods().unwrap(), [pod.clone()]);
+        assert_eq!(run.pods().unwrap(), std::slice::from_ref(&pod));
         assert_eq!(run.pod("default", "sleep").unwrap(), Some(pod));
         run.clear().unwrap();
         assert!(run.pods().unwrap().is_empty());

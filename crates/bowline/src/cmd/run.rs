@@ -43,8 +43,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
     spec.service_account = args.service_account;
     spec.ports = args.ports;
     spec.sidecar = !args.no_sidecar;
-    let mut config = node::NodeConfig::default();
-    config.cidr = state.pod_cidr.parse().context("the mesh's pod CIDR")?;
+    let config = node::NodeConfig {
+        cidr: state.pod_cidr.parse().context("the mesh's pod CIDR")?,
+        ..Default::default()
+    };
     let node = node::Node::new(&config)?;
     let runtime = super::run_mesh::runtime()?;
     runtime.block_on(async move {

@@ -19,8 +19,6 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use api::types::service_entry::ServiceEntryResolution;
-
 use super::Service;
 
 /// The range Kubernetes Services without a cluster IP are given addresses from.
@@ -55,12 +53,10 @@ pub(crate) fn assign(services: &mut [Service]) {
     }
 }
 
+/// Wildcard hosts cannot be answered by one address; a service with addresses of its own (IPs
+/// or CIDRs, as written) keeps them, as Istio allocates only for entries without any.
 fn needs_vip(s: &Service) -> bool {
-    !s.hostname.starts_with('*')
-        // Istio allocates none for NONE-resolution entries that already name addresses; an
-        // entry without addresses gets one whatever its resolution.
-        && !(s.resolution == ServiceEntryResolution::None && !s.addresses.is_empty())
-        && !s.addresses.iter().any(|a| a.parse::<IpAddr>().is_ok())
+    !s.hostname.starts_with('*') && s.addresses.is_empty()
 }
 
 /// Usable host offsets of one IPv4 range: the network and broadcast addresses and the first host
