@@ -158,3 +158,29 @@ fn a_killed_mesh_is_cleaned_up_by_the_next_up() {
         Some(0)
     );
 }
+
+#[test]
+fn without_root_one_line_says_what_to_do() {
+    if !can_run() {
+        return;
+    }
+    // As the proxy's uid: no CAP_NET_ADMIN. Nothing is touched, so no mesh lock is needed.
+    for args in [
+        &["up"][..],
+        &["run", "--name", "x", "--", "true"],
+        &["exec", "x", "--", "true"],
+    ] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=1337", "--regid=1337", "--clear-groups", BOWLINE])
+            .args(args)
+            .output()
+            .expect("setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("needs root") && err.contains("sudo"),
+            "{args:?}: {err}"
+        );
+    }
+}
