@@ -1,5 +1,5 @@
 //! istio.io's "Circuit Breaking" task: httpbin with at most one connection and one pending
-//! request; concurrent requests from the sleep pod's sidecar beyond that get 503 at once.
+//! request; concurrent requests from the sleep pod's sidecar beyond that get 503 at once (flag UO).
 
 mod tasks_support;
 
@@ -32,24 +32,22 @@ fn circuit_breaking_httpbin() {
         curl_in("default", "sleep", "http://httpbin:8000/get", &[]).status == 200
     });
     mesh.apply(&task("httpbin-circuit-breaker.yaml"));
-    // One at a time is always fine.
     eventually("the breaker is in place", Duration::from_secs(20), || {
         burst(3).contains(&503)
     });
-    for concurrency in [2, 3] {
-        let statuses = burst(concurrency);
-        assert!(
-            statuses.contains(&503),
-            "concurrency {concurrency}: {statuses:?}"
-        );
-        assert!(
-            statuses.contains(&200),
-            "concurrency {concurrency}: {statuses:?}"
-        );
-        assert!(
-            statuses.iter().all(|s| *s == 200 || *s == 503),
-            "{statuses:?}"
-        );
+    // Two at once fit (one connection, one pending); Istio's fortio run shows a few 503s there
+    // only from timing. Three at once always overflow.
+    let two = burst(2);
+    assert!(two.contains(&200), "concurrency 2: {two:?}");
+    assert!(
+        two.iter().all(|s| *s == 200 || *s == 503),
+        "concurrency 2: {two:?}"
+    );
+    for _ in 0..3 {
+        let three = burst(3);
+        assert!(three.contains(&503), "concurrency 3: {three:?}");
+        assert!(three.contains(&200), "concurrency 3: {three:?}");
+        assert!(three.iter().all(|s| *s == 200 || *s == 503), "{three:?}");
     }
     assert_eq!(
         curl_in("default", "sleep", "http://httpbin:8000/get", &[]).status,
