@@ -184,3 +184,46 @@ fn without_root_one_line_says_what_to_do() {
         );
     }
 }
+
+fn children() -> Vec<i32> {
+    let text = std::fs::read_to_string("/run/bowline/mesh/mesh.json").unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["children"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_i64())
+                .map(|p| p as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_crashed_control_plane_or_gateway_is_started_again() {
+    if !can_run() {
+        return;
+    }
+    let _mesh = Mesh::up();
+    let before = children();
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (i, what) in [(0, "control plane"), (1, "gateway")] {
+        let old = children()[i];
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
+        eventually(&format!("a new {what}"), Duration::from_secs(20), || {
+            let now = children();
+            now.len() == 2
+                && now[i] != old
+                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(now[i]), None).is_ok()
+        });
+    }
+    eventually(
+        "the control plane answers again",
+        Duration::from_secs(20),
+        || bowline(&["get", "pods", "-A"]).status.success(),
+    );
+}

@@ -26,7 +26,7 @@ pub mod sidecar;
 pub mod up;
 
 pub use pod::{PodSpec, PortSpec, RunningPod};
-pub use up::{Mesh, MeshOptions};
+pub use up::{HostChild, Mesh, MeshOptions};
 
 /// Errors of the local mesh.
 #[derive(Debug, thiserror::Error)]

@@ -61,6 +61,22 @@ impl MeshOptions {
     }
 }
 
+/// The host processes `up` supervises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostChild {
+    Control,
+    Gateway,
+}
+
+impl std::fmt::Display for HostChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HostChild::Control => "the control plane",
+            HostChild::Gateway => "the ingress gateway",
+        })
+    }
+}
+
 /// A running mesh; [`Mesh::shutdown`] stops it.
 pub struct Mesh {
     pub state: MeshState,
@@ -181,12 +197,47 @@ impl Mesh {
         &self.run_dir
     }
 
-    /// Resolves when the control plane or the gateway exits, with which one and how.
-    pub async fn child_exited(&mut self) -> String {
+    /// Resolves when the control plane or the gateway exits: which one, and how.
+    pub async fn child_exited(&mut self) -> (HostChild, String) {
         tokio::select! {
-            s = self.control.wait() => format!("the control plane exited ({})", describe(s)),
-            s = self.gateway.wait() => format!("the ingress gateway exited ({})", describe(s)),
+            s = self.control.wait() => (HostChild::Control, describe(s)),
+            s = self.gateway.wait() => (HostChild::Gateway, describe(s)),
         }
+    }
+
+    /// Starts `which` again (pods keep running: sidecars follow the config directory, which
+    /// outlives the control plane) and records its new pid.
+    pub async fn restart(&mut self, which: HostChild) -> Result<(), Error> {
+        let s = &self.state;
+        match which {
+            HostChild::Control => {
+                self.control = start_control(&s.bowline, &s.config_dir, s.control).await?;
+                let client = self.client();
+                wait_for(
+                    "the control plane",
+                    || {
+                        let c = client.clone();
+                        async move {
+                            tokio::task::spawn_blocking(move || c.ready())
+                                .await
+                                .unwrap_or(false)
+                        }
+                    },
+                    READY_TIMEOUT,
+                )
+                .await?;
+            }
+            HostChild::Gateway => {
+                let ca = s.ca_dir.clone().unwrap_or_else(|| self.run_dir.ca_dir());
+                self.gateway = start_gateway(&s.bowline, &s.config_dir, &ca)?;
+            }
+        }
+        self.state.children = [self.control.id(), self.gateway.id()]
+            .into_iter()
+            .flatten()
+            .map(|p| p as i32)
+            .collect();
+        self.run_dir.write_mesh(&self.state)
     }
 
     /// Stops the gateway and the control plane (SIGTERM, then SIGKILL after a grace period),

@@ -1,7 +1,9 @@
 //! What `up` and `demo` share: logging, the runtime, and staying in the foreground until a
-//! signal or a crashed child, then stopping pods and the mesh.
+//! signal (restarting a crashed control plane or gateway meanwhile), then stopping pods and the
+//! mesh.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mesh::{Mesh, RunningPod};
@@ -23,22 +25,40 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the runtime")
 }
 
-/// Waits for Ctrl-C, SIGTERM or a dead control plane or gateway, then stops `pods` and `mesh`.
-/// Exit 0 on a signal, 1 when a child died.
+/// Waits for Ctrl-C or SIGTERM, then stops `pods` and `mesh`. A control plane or gateway that
+/// dies is started again (the pods keep running); one that keeps dying (5 times within a minute)
+/// stops the mesh with exit code 1.
 pub async fn serve(mut mesh: Mesh, pods: Vec<RunningPod>) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => eprintln!("SIGTERM: stopping the mesh"),
-                _ = tokio::signal::ctrl_c() => eprintln!("stopping the mesh"),
-                why = mesh.child_exited() => {
-                    eprintln!("{why}: stopping the mesh");
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot wait for SIGTERM ({e}); stopping");
+            stop(mesh, pods).await;
+            return ExitCode::from(1);
+        }
+    };
+    let mut restarts: Vec<Instant> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = term.recv() => { eprintln!("SIGTERM: stopping the mesh"); break }
+            _ = tokio::signal::ctrl_c() => { eprintln!("stopping the mesh"); break }
+            (which, how) = mesh.child_exited() => {
+                restarts.retain(|t| t.elapsed() < Duration::from_secs(60));
+                if restarts.len() >= 5 {
+                    eprintln!("{which} exited ({how}) 5 times within a minute: stopping the mesh");
                     code = ExitCode::from(1);
+                    break;
+                }
+                restarts.push(Instant::now());
+                eprintln!("{which} exited ({how}): starting it again");
+                if let Err(e) = mesh.restart(which).await {
+                    eprintln!("could not start {which} again ({e}): stopping the mesh");
+                    code = ExitCode::from(1);
+                    break;
                 }
             }
         }
-        Err(e) => eprintln!("cannot wait for SIGTERM ({e}); stopping"),
     }
     stop(mesh, pods).await;
     code
