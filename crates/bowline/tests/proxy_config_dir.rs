@@ -450,3 +450,116 @@ async fn config_dir_changes_apply_live_and_a_broken_one_keeps_the_last_good() {
     drop(proxy);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_applies_faults_mirrors_and_the_mesh_retry_policy_from_the_config_dir() {
+    use testkit::Behavior;
+    // Backends on OS ports: the pods name their container port and the Service targets it.
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let v1 = Backend::start_with(
+        "reviews-v1",
+        any,
+        Behavior {
+            fail_first: Some((3, 500)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let v2 = Backend::start_at("reviews-v2", any).await;
+    let vs = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    fault:
+      abort:
+        percentage:
+          value: 100.0
+        httpStatus: 500
+    route:
+    - destination:
+        host: reviews
+        subset: v1
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+    mirror:
+      host: reviews
+      subset: v2
+";
+    let dr = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+";
+    let dir = config_dir(
+        "traffic",
+        &[
+            (
+                "workloads.yaml",
+                testkit::istio::service("reviews", 9080, &[("v1", v1.addr), ("v2", v2.addr)]),
+            ),
+            ("reviews.yaml", format!("{vs}---\n{dr}")),
+            // Istio's default would not retry a 500; the mesh-wide policy does, three times.
+            (
+                "mesh.yaml",
+                "defaultHttpRetryPolicy:\n  attempts: 3\n  retryOn: 5xx\n".to_string(),
+            ),
+        ],
+    );
+    let proxy = serve(
+        &dir,
+        &["--role", "sidecar", "--labels", "app=productpage"],
+        "default",
+        9080,
+        11,
+    );
+    let at = at(proxy.port);
+
+    let mut req = get("reviews:9080", "/reviews/0");
+    req.headers_mut()
+        .insert("end-user", http::HeaderValue::from_static("jason"));
+    let r = client::send(at, req).await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (500, "fault filter abort")
+    );
+    assert_eq!(v1.count(), 0);
+
+    let r = client::send(at, get("reviews:9080", "/reviews/0")).await;
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "reviews-v1"));
+    assert_eq!(v1.count(), 4, "three 500s retried under the mesh policy");
+    assert_eq!(v1.last().headers["x-envoy-attempt-count"], "4");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while v2.count() == 0 {
+        assert!(Instant::now() < deadline, "the mirror saw nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(v2.last().headers["host"], "reviews-shadow:9080");
+    assert_eq!(
+        v2.count(),
+        1,
+        "the mirror gets one copy, not one per attempt"
+    );
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,14 +69,29 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
     // sends it to b's sidecar.
     m.write(
         "b.yaml",
-        &service("b", VIP_B, &[("http", 80, 8080)], &t.ip.to_string(), "sa-b"),
+        &service(
+            "b",
+            VIP_B,
+            &[("http", 80, 8080), ("http2", 81, 9090)],
+            &t.ip.to_string(),
+            "sa-b",
+        ),
     );
     let seen = tap(&t, 8080, SocketAddr::new(b.ip.into(), 8080));
-    m.app("httpbin", &b, "httpbin", &[8080]);
+    let seen_h2 = tap(&t, 9090, SocketAddr::new(b.ip.into(), 9090));
+    m.app("httpbin", &b, "httpbin", &[8080, 9090]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
     m.sidecar("proxy-a", &a, "a", "sa-a");
 
-    let (status, body) = http(&a, vip(80), "b", "/headers").expect("a -> b");
+    // The application's own XFCC is dropped by its sidecar: only sidecars vouch for callers.
+    let (status, body) = http_with(
+        &a,
+        vip(80),
+        "b",
+        "/headers",
+        "X-Forwarded-Client-Cert: URI=spiffe://cluster.local/ns/default/sa/forged\r\n",
+    )
+    .expect("a -> b");
     assert_eq!(status, 200, "{body}");
     let first = seen.lock().expect("lock").clone();
     assert!(!first.is_empty(), "nothing crossed the tap");
@@ -100,6 +115,20 @@ fn sidecar_to_sidecar_is_mutual_tls_on_the_wire_and_the_app_sees_the_caller() {
     assert!(
         xfcc.contains("Subject=\\\"\\\";URI=spiffe://cluster.local/ns/default/sa/sa-a"),
         "{xfcc}"
+    );
+    assert!(!body.contains("forged"), "{body}");
+
+    // HTTP/2 between the sidecars (an `http2` port) is mesh mTLS too, and reaches the app.
+    let (status, body) = http(&a, vip(81), "b", "/headers").expect("a -> b over h2");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"),
+        "{body}"
+    );
+    let first = seen_h2.lock().expect("lock").clone();
+    assert!(
+        !first.is_empty() && first.iter().all(|b| b[..2] == [0x16, 0x03]),
+        "{first:?}"
     );
 
     // Each sidecar's certificate names its workload and chains to the mesh root.
@@ -163,9 +192,15 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
         ),
     );
     m.app("httpbin", &b, "httpbin", &[8080, 9090]);
+    // A port no Service names: InboundPassthroughCluster.
+    m.app("echo", &b, "tcp-echo", &[7000]);
     m.sidecar("proxy-b", &b, "b", "sa-b");
     m.sidecar("proxy-a", &a, "a", "sa-a");
     let direct = |port| SocketAddr::new(b.ip.into(), port);
+    for from in [&c, &a] {
+        let echoed = tcp_line(from, direct(7000), "hi").expect("inbound passthrough");
+        assert!(echoed.ends_with(" hi"), "{echoed}");
+    }
     let plain = |port| http(&c, direct(port), "b", "/headers");
     let meshed = |port| http(&a, vip(port), "b", "/headers");
 
@@ -187,6 +222,15 @@ fn peer_authentication_strict_permissive_disable_and_port_level_in_real_pods() {
         plain(8080).is_err_and(|e| is_reset(&e))
     });
     assert!(plain(9090).is_err_and(|e| is_reset(&e)));
+    assert!(tcp_line(&c, direct(7000), "hi").is_err_and(|e| is_reset(&e)));
+    // What users see: curl's "failure receiving network data".
+    let curl = node::pod_command(&c, "curl", None)
+        .expect("pod command")
+        .args(["-s", "-o", "/dev/null", "--max-time", "5"])
+        .arg(format!("http://{}/headers", direct(8080)))
+        .status()
+        .expect("curl (scripts/test.sh installs it)");
+    assert_eq!(curl.code(), Some(56));
     assert_eq!(meshed(80).expect("mesh under STRICT").0, 200);
 
     // A workload-level DISABLE overrides the namespace's STRICT.
@@ -305,7 +349,27 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             (ok, failed)
         }));
     }
+    // One connection opened before the first rotation carries lines across all of them: a
+    // rotation never touches established connections.
+    let to = vip(7000);
+    let mut held = node::in_pod(&a, move || TcpStream::connect_timeout(&to, TIMEOUT))
+        .expect("enter pod")
+        .expect("long-lived connection");
+    held.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let mut held_reader = std::io::BufReader::new(held.try_clone().expect("clone"));
+    let mut held_line = |n: u32| {
+        use std::io::BufRead;
+        held.write_all(format!("held {n}\n").as_bytes())
+            .expect("write on the held connection");
+        let mut line = String::new();
+        held_reader
+            .read_line(&mut line)
+            .expect("read on the held connection");
+        assert!(line.trim_end().ends_with(&format!(" held {n}")), "{line:?}");
+    };
+    held_line(0);
     for round in 0..3 {
+        held_line(round + 1);
         for pod in [&a, &b] {
             let before = serial(pod);
             let (status, _) = admin(pod, "POST", "/certs/rotate").expect("rotate");
@@ -316,6 +380,7 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
             std::thread::sleep(std::time::Duration::from_millis(150));
         }
     }
+    held_line(99);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, Vec::new());
     for t in load {
@@ -331,4 +396,99 @@ fn certificate_rotation_under_steady_load_fails_no_request() {
         &failed[..failed.len().min(5)]
     );
     assert!(ok > 20, "only {ok} requests ran during the rotations");
+}
+
+#[test]
+fn destination_rules_force_or_disable_mesh_mtls_against_auto_mtls() {
+    let Some(mut m) = mesh("blsc5", 45) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    let b = m.pod("b", true);
+    // b runs a sidecar but is not labelled as running one: auto mTLS sends plain text.
+    let unlabelled = service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b")
+        .replace(", security.istio.io/tlsMode: istio", "");
+    m.write("b.yaml", &unlabelled);
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+    let call = || http(&a, vip(80), "b", "/headers");
+
+    // Plain text meets STRICT: b's sidecar resets, a's answers the app with a 503.
+    assert_eq!(call().expect("a answers").0, 503);
+    let dr = |mode: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: b, namespace: default}}\nspec: {{host: b, trafficPolicy: {{tls: {{mode: {mode}}}}}}}\n"
+        )
+    };
+    m.write("dr.yaml", &dr("ISTIO_MUTUAL"));
+    eventually("ISTIO_MUTUAL reaches the STRICT workload", || {
+        call().is_ok_and(|(s, body)| s == 200 && body.contains("sa/sa-a"))
+    });
+
+    // Labelled again (auto mTLS would apply), but the DestinationRule turns it off.
+    m.write(
+        "b.yaml",
+        &service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b"),
+    );
+    m.write("dr.yaml", &dr("DISABLE"));
+    eventually("DISABLE sends plain text again", || {
+        call().is_ok_and(|(s, _)| s == 503)
+    });
+    m.remove("dr.yaml");
+    eventually("auto mTLS without the DestinationRule", || {
+        call().is_ok_and(|(s, _)| s == 200)
+    });
+}
+
+#[test]
+fn the_ingress_gateway_calls_sidecars_over_mesh_mtls_as_its_own_identity() {
+    let Some(mut m) = mesh("blsc6", 46) else {
+        return;
+    };
+    let g = m.pod("gw", false);
+    let b = m.pod("b", true);
+    let client = m.pod("client", false);
+    m.write(
+        "b.yaml",
+        &service("b", VIP_B, &[("http", 80, 8080)], &b.ip.to_string(), "sa-b"),
+    );
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
+    m.write(
+        "gw.yaml",
+        r#"apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8000, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: b, port: {number: 80}}}]}]
+"#,
+    );
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.gateway("gateway", &g);
+
+    let (status, body) = http(
+        &client,
+        SocketAddr::new(g.ip.into(), 8000),
+        "b.example",
+        "/headers",
+    )
+    .expect("through the gateway");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(
+            "URI=spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+        ),
+        "{body}"
+    );
 }

@@ -34,9 +34,10 @@ pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning}
 pub use dns::DnsName;
 pub use registry::Registry;
 pub use route::{
-    CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
-    RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch,
-    VirtualHost, WeightedCluster,
+    AbortStatus, CorsPolicy, DirectResponse, FaultAbort, FaultDelay, FaultPolicy, ForwardAction,
+    HeaderMatch, HeaderOps, MirrorPolicy, QueryParamMatch, Redirect, RegexRewrite, RetryPolicy,
+    Rewrite, Route, RouteAction, RouteMatch, RouteTable, StringMatch, VirtualHost, WeightedCluster,
+    PER_MILLION,
 };
 pub use runtime::{BuildError, RequestView, RouteHit, Runtime};
 pub use snapshot::{Listener, ListenerKind, ProxySnapshot, SniRoute};

@@ -127,19 +127,26 @@ pub enum RouteAction {
 }
 
 /// Send the request upstream to one of `clusters`, picked by weight per request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardAction {
     pub clusters: Vec<WeightedCluster>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<Rewrite>,
-    /// Whole-request timeout in milliseconds, from headers sent to the last response header.
-    /// `None` means Istio's default: no timeout.
+    /// Whole-request timeout in milliseconds, from headers sent to the last response header,
+    /// across every attempt. `None` means Istio's default: no timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
-    /// Retry policy; carried as data, applied by the retry work that follows this slice.
+    /// Retry policy as pilot resolves it (the route's, else the mesh default); `None` means
+    /// no retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RetryPolicy>>,
+    /// Istio's `fault`: delays and aborts injected before the request goes upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Box<FaultPolicy>>,
+    /// Istio's `mirror` / `mirrors`: fire-and-forget copies to other clusters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<MirrorPolicy>,
 }
 
 /// A cluster and its share of traffic. Weights are relative; Istio's add up to 100.
@@ -244,7 +251,8 @@ pub struct CorsPolicy {
     pub allow_credentials: Option<bool>,
 }
 
-/// Istio's HTTPRetry, as data.
+/// Istio's HTTPRetry as pilot gives it to Envoy: `attempts` is the number of retries after
+/// the first try, conditions and status codes are split out of `retryOn`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -254,4 +262,78 @@ pub struct RetryPolicy {
     /// Envoy `retry_on` conditions, e.g. `connect-failure`, `5xx`, `retriable-status-codes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry_on: Vec<String>,
+    /// Statuses retried under `retriable-status-codes` (the numbers in Istio's `retryOn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u16>,
+    /// Envoy's previous-hosts predicate: a retry prefers an endpoint not tried yet.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ignore_previous_hosts: bool,
+    /// Istio's `retryRemoteLocalities`; kept for locality-aware endpoint selection.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry_remote_localities: bool,
+    /// Base interval of the jittered exponential backoff; Envoy's 25 ms when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_base_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A share of requests, in parts per million (Envoy's `FractionalPercent` with a MILLION
+/// denominator): Istio's `percentage.value` 12.5 is 125000.
+pub const PER_MILLION: u32 = 1_000_000;
+
+/// Istio's HTTPFaultInjection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelay>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    pub fixed_delay_ms: u64,
+    /// Requests delayed, per million.
+    pub per_million: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    pub status: AbortStatus,
+    /// Requests aborted, per million.
+    pub per_million: u32,
+}
+
+/// How an aborted request is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbortStatus {
+    /// This HTTP status.
+    Http(u16),
+    /// HTTP 200 with this `grpc-status` in a trailers-only response.
+    Grpc(u32),
+}
+
+/// One mirror target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorPolicy {
+    pub cluster: String,
+    /// Requests mirrored, per million.
+    #[serde(default = "all")]
+    pub per_million: u32,
+}
+
+fn all() -> u32 {
+    PER_MILLION
 }

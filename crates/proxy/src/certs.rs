@@ -3,8 +3,8 @@
 //!
 //! - [`LocalCa`]: signs with the `ca` crate directly from a CA state directory (config-dir mode
 //!   and tests).
-//! - A remote provider (the control plane's `CreateCertificate` over gRPC) implements the same
-//!   trait where the transport lives; this crate never speaks gRPC.
+//! - [`RemoteCa`]: the control plane's `CreateCertificate`, through a function the transport
+//!   (gRPC, in the xds crate) supplies; this crate never speaks gRPC.
 //!
 //! [`CertManager`] issues the first certificate before the proxy serves, then rotates once the
 //! grace-period fraction of the lifetime is left (and on demand: `POST /certs/rotate`). A rotation
@@ -117,6 +117,44 @@ impl CertProvider for LocalCa {
     }
 }
 
+/// A remote CA reached through a function answering as Istio's `CreateCertificate` does: PEM
+/// strings, leaf first (the root last). The transport (the xds crate's gRPC client) supplies
+/// the function; `roots_pem` is the mesh root the proxy was given (`--root-cert`), or `None` to
+/// trust the last certificate of each answer.
+pub struct RemoteCa<F> {
+    call: F,
+    roots_pem: Option<String>,
+}
+
+/// What the transport answers: the PEM chain, or why there is none.
+pub type RemoteAnswer = Result<Vec<String>, String>;
+
+impl<F> RemoteCa<F>
+where
+    F: Fn(String, Option<Duration>) -> BoxFuture<'static, RemoteAnswer> + Send + Sync,
+{
+    pub fn new(call: F, roots_pem: Option<String>) -> Self {
+        RemoteCa { call, roots_pem }
+    }
+}
+
+impl<F> CertProvider for RemoteCa<F>
+where
+    F: Fn(String, Option<Duration>) -> BoxFuture<'static, RemoteAnswer> + Send + Sync,
+{
+    fn create_certificate<'a>(
+        &'a self,
+        csr_pem: &'a str,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<IssuedChain, ProviderError>> {
+        let call = (self.call)(csr_pem.to_string(), ttl);
+        Box::pin(async move {
+            let chain = call.await.map_err(ProviderError::Unavailable)?;
+            IssuedChain::from_pem_chain(&chain, self.roots_pem.as_deref())
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
     #[error(transparent)]
@@ -137,6 +175,11 @@ pub struct CertManager {
     pub store: Arc<CertStore>,
     pub mesh: Arc<crate::mtls::MeshTls>,
     rotate_now: Notify,
+    grace_period_ratio: f64,
+    /// When the current certificate arrived. Rotation is timed from here rather than from
+    /// `notBefore`, which the CA backdates: from `notBefore` a short-lived certificate would be
+    /// due the moment it arrives.
+    received: std::sync::Mutex<SystemTime>,
 }
 
 impl std::fmt::Debug for CertManager {
@@ -157,6 +200,7 @@ impl CertManager {
         grace_period_ratio: f64,
     ) -> Result<Arc<Self>, CertError> {
         let first = issue(&identity, provider.as_ref(), ttl).await?;
+        let received = std::sync::Mutex::new(SystemTime::now());
         let store = CertStore::with_grace_period_ratio(first, grace_period_ratio)?;
         let mesh = crate::mtls::MeshTls::new(store.clone())?;
         Ok(Arc::new(CertManager {
@@ -166,6 +210,8 @@ impl CertManager {
             store,
             mesh,
             rotate_now: Notify::new(),
+            grace_period_ratio,
+            received,
         }))
     }
 
@@ -177,7 +223,17 @@ impl CertManager {
     pub async fn rotate(&self) -> Result<(), CertError> {
         let next = issue(&self.identity, self.provider.as_ref(), self.ttl).await?;
         self.store.rotate(next)?;
+        *self.received.lock().unwrap_or_else(|p| p.into_inner()) = SystemTime::now();
         Ok(())
+    }
+
+    /// When the current certificate is due for rotation: once `grace_period_ratio` of its
+    /// remaining life at arrival is left.
+    pub fn rotation_due_at(&self) -> SystemTime {
+        let received = *self.received.lock().unwrap_or_else(|p| p.into_inner());
+        let not_after = self.store.current().not_after();
+        let life = not_after.duration_since(received).unwrap_or_default();
+        not_after - life.mul_f64(self.grace_period_ratio)
     }
 
     /// Asks the rotation task to rotate now.
@@ -193,7 +249,6 @@ impl CertManager {
             let mut backoff = Duration::from_millis(200);
             loop {
                 let wait = me
-                    .store
                     .rotation_due_at()
                     .duration_since(SystemTime::now())
                     .unwrap_or_default();
@@ -228,7 +283,7 @@ impl CertManager {
             "subject_alt_names": info.sans,
             "not_before": unix(info.not_before),
             "not_after": unix(info.not_after),
-            "rotation_due": unix(self.store.rotation_due_at()),
+            "rotation_due": unix(self.rotation_due_at()),
             "root_fingerprints": info.root_fingerprints,
         })
     }

@@ -34,6 +34,12 @@ pub enum ResponseFlag {
     DPE,
     /// Upstream protocol error (the backend spoke bad HTTP).
     UPE,
+    /// Retries exhausted: the last attempt's failure is what the client gets.
+    URX,
+    /// The request was delayed by fault injection.
+    DI,
+    /// The request was aborted by fault injection.
+    FI,
 }
 
 impl ResponseFlag {
@@ -47,15 +53,22 @@ impl ResponseFlag {
             ResponseFlag::DC => "DC",
             ResponseFlag::DPE => "DPE",
             ResponseFlag::UPE => "UPE",
+            ResponseFlag::URX => "URX",
+            ResponseFlag::DI => "DI",
+            ResponseFlag::FI => "FI",
         }
     }
 
     pub fn side(self) -> Side {
         match self {
-            ResponseFlag::NR | ResponseFlag::UH => Side::Proxy,
-            ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::UT | ResponseFlag::UPE => {
-                Side::Upstream
+            ResponseFlag::NR | ResponseFlag::UH | ResponseFlag::DI | ResponseFlag::FI => {
+                Side::Proxy
             }
+            ResponseFlag::UF
+            | ResponseFlag::UC
+            | ResponseFlag::UT
+            | ResponseFlag::UPE
+            | ResponseFlag::URX => Side::Upstream,
             ResponseFlag::DC | ResponseFlag::DPE => Side::Downstream,
         }
     }
@@ -65,9 +78,12 @@ impl ResponseFlag {
     pub fn status(self) -> StatusCode {
         match self {
             ResponseFlag::NR => StatusCode::NOT_FOUND,
-            ResponseFlag::UH | ResponseFlag::UF | ResponseFlag::UC => {
+            ResponseFlag::UH | ResponseFlag::UF | ResponseFlag::UC | ResponseFlag::URX => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            // Injected faults carry their own status; these are fallbacks.
+            ResponseFlag::DI => StatusCode::OK,
+            ResponseFlag::FI => StatusCode::INTERNAL_SERVER_ERROR,
             ResponseFlag::UT => StatusCode::GATEWAY_TIMEOUT,
             ResponseFlag::DPE => StatusCode::BAD_REQUEST,
             ResponseFlag::UPE => StatusCode::BAD_GATEWAY,
@@ -83,6 +99,8 @@ impl ResponseFlag {
 pub struct RequestError {
     pub flag: ResponseFlag,
     pub detail: String,
+    /// An HTTP/2 REFUSED_STREAM reset: the backend did not process the request.
+    pub refused_stream: bool,
 }
 
 impl RequestError {
@@ -90,6 +108,7 @@ impl RequestError {
         RequestError {
             flag,
             detail: detail.into(),
+            refused_stream: false,
         }
     }
 
@@ -111,6 +130,63 @@ impl RequestError {
             ),
             _ => self.detail.clone(),
         }
+    }
+}
+
+/// The flags one request collected besides its error's (URX with UF, DI on a success...).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlagSet(u16);
+
+impl FlagSet {
+    const ALL: [ResponseFlag; 11] = [
+        ResponseFlag::NR,
+        ResponseFlag::UH,
+        ResponseFlag::UF,
+        ResponseFlag::UC,
+        ResponseFlag::UT,
+        ResponseFlag::DC,
+        ResponseFlag::DPE,
+        ResponseFlag::UPE,
+        ResponseFlag::URX,
+        ResponseFlag::DI,
+        ResponseFlag::FI,
+    ];
+
+    fn bit(flag: ResponseFlag) -> u16 {
+        let i = Self::ALL.iter().position(|f| *f == flag).unwrap_or(0);
+        1 << i
+    }
+
+    pub fn add(&mut self, flag: ResponseFlag) {
+        self.0 |= Self::bit(flag);
+    }
+
+    pub fn contains(self, flag: ResponseFlag) -> bool {
+        self.0 & Self::bit(flag) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = ResponseFlag> {
+        Self::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl std::fmt::Display for FlagSet {
+    /// Envoy's `%RESPONSE_FLAGS%`: comma-separated, `-` when none.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("-");
+        }
+        for (i, flag) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(flag.as_str())?;
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,8 @@
 //! - [`state`]: the live configuration, one compiled snapshot behind an `ArcSwap`, and
 //!   per-cluster load-balancing state.
 //! - [`listeners`]: sockets that follow the snapshot, and dispatch by listener kind.
-//! - [`http`]: the HTTP path: routing, rewrites, header rules, upstream calls, upgrades.
+//! - [`http`]: the HTTP path: routing, rewrites, header rules, faults, retries, mirrors,
+//!   upstream calls, upgrades.
 //! - [`upstream`]: HTTP/1 keep-alive pools and HTTP/2 connections per endpoint.
 //! - [`tcp`]: opaque TCP, TLS passthrough by SNI ([`sni`]), protocol sniffing.
 //! - [`capture`]: the sidecar's virtual outbound (15001) and inbound (15006) listeners, by
@@ -49,7 +50,7 @@ use model::ProxySnapshot;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
-pub use error::{ProxyError, RequestError, ResponseFlag, Side};
+pub use error::{FlagSet, ProxyError, RequestError, ResponseFlag, Side};
 
 /// Downstream hardening limits. Defaults are Envoy's.
 #[derive(Clone, Debug)]
@@ -109,7 +110,9 @@ pub struct Shared {
     pub random: state::Random,
     pub drain: drain::Drain,
     pub certs: Option<Arc<certs::CertManager>>,
-    pub mesh_clients: mtls::MeshClients,
+    pub mesh_clients: Arc<mtls::MeshClients>,
+    /// Bounds mirrored requests in flight.
+    pub mirrors: http::mirror::Mirrors,
     builders: http::server::Builders,
     /// Request counters for requests answered by the proxy itself.
     local_counters: [Counter; 5],
@@ -142,7 +145,8 @@ pub async fn start(
         },
         drain: drain::Drain::default(),
         certs: config.certs.clone(),
-        mesh_clients: mtls::MeshClients::default(),
+        mesh_clients: Arc::default(),
+        mirrors: http::mirror::Mirrors::default(),
         builders: http::server::Builders::new(&config.limits),
         local_counters: metrics.cluster_counters(""),
         metrics,

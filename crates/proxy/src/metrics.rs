@@ -78,6 +78,27 @@ pub struct FlagLabels {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct MirrorLabels {
+    pub result: MirrorResult,
+}
+
+/// What became of a mirrored copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EncodeLabelValue)]
+pub enum MirrorResult {
+    /// Sent, and the mirror answered (whatever the status).
+    Sent,
+    /// Sent, but the mirror failed or timed out.
+    Failed,
+    /// Not sent: too many in flight, no endpoint, or the body was not buffered.
+    Dropped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: UpdateResult,
 }
@@ -96,6 +117,13 @@ pub struct Metrics {
     pub connections_total: Family<ListenerLabels, Counter>,
     pub errors: Family<FlagLabels, Counter>,
     pub snapshot_updates: Family<ResultLabels, Counter>,
+    /// Envoy's `upstream_rq_retry`: retries sent (attempts beyond the first), by cluster.
+    pub retries: Family<ClusterLabels, Counter>,
+    /// Envoy's `upstream_rq_retry_success`: requests that succeeded on a retry.
+    pub retry_successes: Family<ClusterLabels, Counter>,
+    /// Envoy's `upstream_rq_retry_limit_exceeded`: retriable failures with no retry left (URX).
+    pub retry_limit_exceeded: Family<ClusterLabels, Counter>,
+    pub mirrors: Family<MirrorLabels, Counter>,
 }
 
 impl Metrics {
@@ -106,6 +134,10 @@ impl Metrics {
             connections_total: Family::default(),
             errors: Family::default(),
             snapshot_updates: Family::default(),
+            retries: Family::default(),
+            retry_successes: Family::default(),
+            retry_limit_exceeded: Family::default(),
+            mirrors: Family::default(),
         };
         let mut r = Registry::with_prefix("bowline");
         r.register(
@@ -125,7 +157,7 @@ impl Metrics {
         );
         r.register(
             "errors",
-            "Failed requests and connections by Istio response flag",
+            "Requests and connections by Istio response flag (failures, and faults injected)",
             m.errors.clone(),
         );
         r.register(
@@ -133,7 +165,40 @@ impl Metrics {
             "Snapshots offered to the proxy, by result",
             m.snapshot_updates.clone(),
         );
+        r.register(
+            "upstream_rq_retry",
+            "Retries sent upstream (attempts beyond the first) by cluster",
+            m.retries.clone(),
+        );
+        r.register(
+            "upstream_rq_retry_success",
+            "Requests that succeeded on a retry, by cluster",
+            m.retry_successes.clone(),
+        );
+        r.register(
+            "upstream_rq_retry_limit_exceeded",
+            "Retriable failures with no retry left (URX), by cluster",
+            m.retry_limit_exceeded.clone(),
+        );
+        r.register(
+            "mirror_requests",
+            "Mirrored (shadow) requests by result",
+            m.mirrors.clone(),
+        );
         (m, r)
+    }
+
+    /// Counts one of `family` for `cluster` (a lookup: only on retry paths, never per request).
+    pub fn cluster_inc(family: &Family<ClusterLabels, Counter>, cluster: &str) {
+        family
+            .get_or_create(&ClusterLabels {
+                cluster: cluster.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn mirror(&self, result: MirrorResult) {
+        self.mirrors.get_or_create(&MirrorLabels { result }).inc();
     }
 
     pub fn error(&self, flag: ResponseFlag) {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use ca::Identity;
 use hyper::body::Incoming;
+use hyper::client::conn::http2;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -29,6 +30,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{RequestError, ResponseFlag};
+use crate::http::body::UpstreamBody;
 use crate::state::State;
 
 /// Source address of the proxy's connections to its own application (Istio's
@@ -57,8 +59,11 @@ pub enum MtlsError {
 pub struct MeshTls {
     pub store: Arc<CertStore>,
     server: Arc<ServerConfig>,
-    clients: Mutex<HashMap<(Vec<String>, bool), Arc<ClientConfig>>>,
+    clients: Mutex<HashMap<ClientConfigKey, Arc<ClientConfig>>>,
 }
+
+/// The allowed server identities and whether the ALPN markers are HTTP's.
+type ClientConfigKey = (Vec<String>, bool);
 
 /// Who the peer of an inbound mesh mTLS connection is.
 #[derive(Debug, Clone)]
@@ -137,9 +142,10 @@ impl MeshTls {
     }
 }
 
-/// `x-forwarded-client-cert` on requests to the application, as Istio's sidecars set it
-/// (Envoy's APPEND_FORWARD): over mesh mTLS this hop's element is appended to what the caller
-/// sent; without mTLS nobody vouches for the header, so it is removed.
+/// `x-forwarded-client-cert` on requests a sidecar forwards: over mesh mTLS this hop's element
+/// is appended to what the caller sent (Envoy's APPEND_FORWARD, Istio's inbound setting);
+/// without mTLS (plain text in, or the application's own outbound requests) nobody vouches for
+/// the header, so it is removed and cannot be forged.
 pub fn forward_client_cert(headers: &mut http::HeaderMap, peer: Option<&PeerInfo>) {
     const XFCC: &str = "x-forwarded-client-cert";
     let Some(peer) = peer else {
@@ -419,16 +425,24 @@ impl tower_service::Service<http::Uri> for MeshConnector {
     }
 }
 
-pub type MeshClient = Client<MeshConnector, Incoming>;
+pub type MeshClient = Client<MeshConnector, UpstreamBody>;
 
 /// Pooled HTTP/1 clients for upstreams that need a source address or mesh mTLS, one per
 /// distinct way of connecting, shared across snapshots so a config swap keeps warm connections.
 #[derive(Default)]
 pub struct MeshClients {
     h1: Mutex<HashMap<ClientKey, MeshClient>>,
+    h2: Mutex<HashMap<(SocketAddr, ClientKey), H2Slot>>,
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Default)]
+struct H2Slot {
+    sender: Option<http2::SendRequest<UpstreamBody>>,
+    /// Held while connecting, so concurrent first requests share one connection.
+    connecting: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Hash, PartialEq, Eq, Clone)]
 struct ClientKey {
     timeout: Duration,
     bind: Option<IpAddr>,
@@ -437,16 +451,22 @@ struct ClientKey {
     tls: Option<(usize, String)>,
 }
 
-impl MeshClients {
-    pub fn h1(&self, sec: &UpstreamSecurity, timeout: Duration) -> MeshClient {
-        let key = ClientKey {
+impl ClientKey {
+    fn new(sec: &UpstreamSecurity, timeout: Duration) -> Self {
+        ClientKey {
             timeout,
             bind: sec.bind,
             tls: sec
                 .tls
                 .as_ref()
                 .map(|(c, n)| (Arc::as_ptr(c) as usize, n.to_str().into_owned())),
-        };
+        }
+    }
+}
+
+impl MeshClients {
+    pub fn h1(&self, sec: &UpstreamSecurity, timeout: Duration) -> MeshClient {
+        let key = ClientKey::new(sec, timeout);
         let mut map = self.h1.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(key)
             .or_insert_with(|| {
@@ -459,5 +479,71 @@ impl MeshClients {
                     })
             })
             .clone()
+    }
+}
+
+impl MeshClients {
+    /// Sends `req` on the one HTTP/2 connection kept per endpoint and way of connecting.
+    pub async fn h2_send(
+        &self,
+        addr: SocketAddr,
+        sec: &UpstreamSecurity,
+        timeout: Duration,
+        req: http::Request<UpstreamBody>,
+    ) -> Result<http::Response<Incoming>, RequestError> {
+        let key = (addr, ClientKey::new(sec, timeout));
+        let mut sender = self.h2_sender(&key, sec).await?;
+        let upstream = |e: hyper::Error| crate::upstream::classify_hyper_chain(&e);
+        sender.ready().await.map_err(upstream)?;
+        sender.send_request(req).await.map_err(upstream)
+    }
+
+    fn h2_live(
+        &self,
+        key: &(SocketAddr, ClientKey),
+    ) -> Result<http2::SendRequest<UpstreamBody>, Arc<tokio::sync::Mutex<()>>> {
+        let mut conns = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = conns.entry(key.clone()).or_default();
+        match slot.sender.as_ref().filter(|s| !s.is_closed()) {
+            Some(s) => Ok(s.clone()),
+            None => Err(slot.connecting.clone()),
+        }
+    }
+
+    async fn h2_sender(
+        &self,
+        key: &(SocketAddr, ClientKey),
+        sec: &UpstreamSecurity,
+    ) -> Result<http2::SendRequest<UpstreamBody>, RequestError> {
+        let connecting = match self.h2_live(key) {
+            Ok(s) => return Ok(s),
+            Err(lock) => lock,
+        };
+        let _connecting = connecting.lock().await;
+        if let Ok(s) = self.h2_live(key) {
+            return Ok(s);
+        }
+        let (addr, k) = key;
+        let io = connect(*addr, sec, k.timeout)
+            .await
+            .map_err(|e| RequestError::new(ResponseFlag::UF, format!("{addr}: {e}")))?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| RequestError::new(ResponseFlag::UF, e.to_string()))?;
+        let addr = *addr;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "upstream h2 connection closed");
+            }
+        });
+        self.h2
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .sender = Some(sender.clone());
+        Ok(sender)
     }
 }

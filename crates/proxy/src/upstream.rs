@@ -19,7 +19,10 @@ use crate::error::{RequestError, ResponseFlag};
 /// How long an idle pooled upstream connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(90);
 
-pub type H1Client = Client<HttpConnector, Incoming>;
+/// What requests carry upstream: the client's body, replayable for retries and mirrors.
+pub use crate::http::body::UpstreamBody;
+
+pub type H1Client = Client<HttpConnector, UpstreamBody>;
 
 /// Pools for every cluster, keyed by what changes how a connection is made. The endpoint
 /// address is part of each request's URI, so hyper's pool keeps one pool per endpoint.
@@ -59,9 +62,16 @@ pub fn classify_h1(e: hyper_util::client::legacy::Error) -> RequestError {
     classify_hyper_chain(&e)
 }
 
-fn classify_hyper_chain(e: &(dyn std::error::Error + 'static)) -> RequestError {
+pub(crate) fn classify_hyper_chain(e: &(dyn std::error::Error + 'static)) -> RequestError {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                let mut e = RequestError::new(ResponseFlag::UC, source_text(e));
+                e.refused_stream = true;
+                return e;
+            }
+        }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
             if h.is_parse() || h.is_parse_status() {
                 return RequestError::new(ResponseFlag::UPE, h.to_string());
@@ -98,7 +108,7 @@ pub struct H2Pool {
 
 #[derive(Default)]
 struct H2Slot {
-    sender: Option<http2::SendRequest<Incoming>>,
+    sender: Option<http2::SendRequest<UpstreamBody>>,
     /// Held while connecting, so concurrent first requests share one connection.
     connecting: Arc<tokio::sync::Mutex<()>>,
 }
@@ -108,7 +118,7 @@ impl H2Pool {
         &self,
         addr: SocketAddr,
         connect_timeout: Duration,
-        req: Request<Incoming>,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, RequestError> {
         let mut sender = self.sender(addr, connect_timeout).await?;
         sender.ready().await.map_err(|e| classify_hyper_chain(&e))?;
@@ -121,7 +131,7 @@ impl H2Pool {
     fn live(
         &self,
         addr: SocketAddr,
-    ) -> Result<http2::SendRequest<Incoming>, Arc<tokio::sync::Mutex<()>>> {
+    ) -> Result<http2::SendRequest<UpstreamBody>, Arc<tokio::sync::Mutex<()>>> {
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         let slot = conns.entry(addr).or_default();
         match slot.sender.as_ref().filter(|s| !s.is_closed()) {
@@ -134,7 +144,7 @@ impl H2Pool {
         &self,
         addr: SocketAddr,
         connect_timeout: Duration,
-    ) -> Result<http2::SendRequest<Incoming>, RequestError> {
+    ) -> Result<http2::SendRequest<UpstreamBody>, RequestError> {
         let connecting = match self.live(addr) {
             Ok(s) => return Ok(s),
             Err(lock) => lock,

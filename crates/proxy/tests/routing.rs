@@ -193,6 +193,7 @@ async fn rewrites_and_header_operations() {
             }),
             timeout_ms: None,
             retry: None,
+            ..Default::default()
         }),
     );
     prefix_rewrite.request_headers = HeaderOps {
@@ -220,6 +221,7 @@ async fn rewrites_and_header_operations() {
             }),
             timeout_ms: None,
             retry: None,
+            ..Default::default()
         }),
     );
     let proxy = TestProxy::start(http_snapshot(

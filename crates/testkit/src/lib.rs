@@ -5,10 +5,13 @@
 //!   101 and an echo of the upgraded stream.
 //! - [`TcpEcho`]: a TCP server that answers each read with its name and the bytes.
 //! - [`TestProxy`]: a proxy under test with admin and health servers on free ports.
-//! - [`snap`]: terse builders for snapshots.
+//! - [`Behavior`]: misbehaving backends: a fixed delay on every request, the first N requests
+//!   failed with a status.
+//! - [`snap`]: terse builders for snapshots; [`istio`]: snapshots compiled from Istio YAML.
 //! - [`client`]: an HTTP client and a raw-bytes client for byte-level cases.
 
 pub mod client;
+pub mod istio;
 pub mod snap;
 
 use std::convert::Infallible;
@@ -43,6 +46,18 @@ pub struct Seen {
 struct Log {
     seen: Mutex<Vec<Seen>>,
     conns: AtomicUsize,
+    behavior: Behavior,
+}
+
+/// How a [`Backend`] misbehaves, whatever the path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Behavior {
+    /// Waited before every answer.
+    pub delay: Duration,
+    /// The first `.0` requests are answered with status `.1`.
+    pub fail_first: Option<(usize, u16)>,
+    /// The first `.0` requests get a gRPC trailers-only answer with `grpc-status: .1`.
+    pub grpc_fail_first: Option<(usize, u32)>,
 }
 
 /// A recording HTTP backend. Dropping it does not stop it; tests are short-lived processes.
@@ -61,11 +76,19 @@ impl Backend {
     /// A backend on a given address, for configurations that name fixed endpoint addresses
     /// (any 127.x.y.z works on Linux without setup).
     pub async fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        Backend::start_with(name, addr, Behavior::default()).await
+    }
+
+    /// A backend that misbehaves as `behavior` says.
+    pub async fn start_with(name: &str, addr: SocketAddr, behavior: Behavior) -> Backend {
         let listener = TcpListener::bind(addr)
             .await
             .unwrap_or_else(|e| panic!("bind backend on {addr}: {e}"));
         let addr = listener.local_addr().expect("backend addr");
-        let log = Arc::new(Log::default());
+        let log = Arc::new(Log {
+            behavior,
+            ..Log::default()
+        });
         let backend = Backend {
             name: name.to_string(),
             addr,
@@ -122,14 +145,40 @@ async fn respond(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    log.seen.lock().expect("log").push(Seen {
-        method: parts.method,
-        uri: parts.uri.clone(),
-        version: parts.version,
-        headers: parts.headers,
-        body: body.clone(),
-        conn,
-    });
+    let nth = {
+        let mut seen = log.seen.lock().expect("log");
+        seen.push(Seen {
+            method: parts.method,
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers,
+            body: body.clone(),
+            conn,
+        });
+        seen.len()
+    };
+    if !log.behavior.delay.is_zero() {
+        tokio::time::sleep(log.behavior.delay).await;
+    }
+    if let Some((n, code)) = log.behavior.grpc_fail_first {
+        if nth <= n {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            let h = r.headers_mut();
+            h.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/grpc"),
+            );
+            h.insert("grpc-status", http::HeaderValue::from(code));
+            return Ok(r);
+        }
+    }
+    if let Some((n, code)) = log.behavior.fail_first {
+        if nth <= n {
+            let mut r = Response::new(Full::new(Bytes::from(format!("{name} failing"))));
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            return Ok(r);
+        }
+    }
     if let (Some(proto), Some(on)) = (upgrade, on_upgrade) {
         tokio::spawn(async move {
             if let Ok(up) = on.await {
@@ -266,6 +315,11 @@ impl TestProxy {
         self.handle
             .listener_addr(name)
             .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
+    /// The proxy's Prometheus metrics, as text.
+    pub async fn stats(&self) -> String {
+        self.admin("/stats/prometheus").await.1
     }
 
     /// GET on the admin server; (status, body).

@@ -59,6 +59,7 @@ pub fn forward_to(cluster: &str) -> RouteAction {
         rewrite: None,
         timeout_ms: None,
         retry: None,
+        ..Default::default()
     })
 }
 

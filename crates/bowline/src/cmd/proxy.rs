@@ -107,6 +107,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     // Checked before anything starts so a typo fails fast rather than on the first reload.
     let identity = identity(&args)?;
     let dns = dns_config(&args)?;
+    if args.capture && matches!(args.role, RoleArg::Gateway) {
+        anyhow::bail!("--capture is for sidecars: gateways are not behind traffic capture");
+    }
     let file_snapshot = match (&args.snapshot, &args.config_dir) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)

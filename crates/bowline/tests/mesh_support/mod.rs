@@ -185,6 +185,42 @@ impl Mesh {
         }
     }
 
+    /// `bowline proxy --role gateway` in `pod` (no capture, as root), with a workload
+    /// certificate for the default gateway identity; ready when this returns.
+    pub fn gateway(&mut self, name: &str, pod: &Pod) {
+        let config = self.config.display().to_string();
+        let ca = self.ca.display().to_string();
+        self.spawn(
+            name,
+            pod,
+            &[
+                BOWLINE,
+                "proxy",
+                "--config-dir",
+                &config,
+                "--role",
+                "gateway",
+                "--namespace",
+                "istio-system",
+                "--labels",
+                "istio=ingressgateway",
+                "--ca-dir",
+                &ca,
+                "--concurrency",
+                "1",
+            ],
+            None,
+        );
+        let deadline = Instant::now() + TIMEOUT;
+        while !matches!(admin(pod, "GET", "/certs"), Ok((200, _))) {
+            assert!(
+                Instant::now() < deadline,
+                "gateway {name} did not get ready"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `bowline demo-app KIND --port P...` in `pod`, as an ordinary (captured) process.
     pub fn app(&mut self, name: &str, pod: &Pod, kind: &str, ports: &[u16]) {
         let mut argv = vec![BOWLINE.to_string(), "demo-app".into(), kind.into()];
@@ -212,7 +248,18 @@ impl Mesh {
 /// An HTTP/1.1 exchange from inside `pod` on a new connection: status and body. A refused or
 /// reset connection is the `Err`.
 pub fn http(pod: &Pod, to: SocketAddr, host: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    http_with(pod, to, host, path, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+pub fn http_with(
+    pod: &Pod,
+    to: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<(u16, String)> {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
     node::in_pod(pod, move || exchange(to, req.as_bytes())).expect("enter pod")
 }
 

@@ -75,9 +75,7 @@ pub(super) fn unknown_host_vhost(cx: &mut Cx<'_>) -> VirtualHost {
                     cluster: PASSTHROUGH_CLUSTER.into(),
                     weight: 100,
                 }],
-                rewrite: None,
-                timeout_ms: None,
-                retry: None,
+                ..Default::default()
             }),
         )
     };
@@ -215,9 +213,7 @@ pub(super) fn inbound(
                         matches: vec![],
                         action: RouteAction::Forward(ForwardAction {
                             clusters: to_app.clone(),
-                            rewrite: None,
-                            timeout_ms: None,
-                            retry: None,
+                            ..Default::default()
                         }),
                         request_headers: Default::default(),
                         response_headers: Default::default(),

@@ -15,7 +15,7 @@ metadata: {name: web, namespace: shop}
 spec:
   selector: {app: web}
   clusterIP: 10.96.0.10
-  ports: [{name: http, port: 80, targetPort: 8080}, {name: tcp-admin, port: 9000}]
+  ports: [{name: http, port: 80, targetPort: 8080}, {name: tcp-admin, port: 9000}, {name: other, port: 7070}]
 ---
 apiVersion: v1
 kind: Pod
@@ -38,6 +38,16 @@ apiVersion: v1
 kind: Pod
 metadata: {name: db-1, namespace: shop, labels: {app: db}, annotations: {bowline.io/address: 10.88.0.13}}
 spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: shop}
+spec:
+  hosts: [ext.example.com]
+  addresses: [10.96.2.1, 10.96.2.2]
+  ports: [{number: 6000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  endpoints: [{address: 192.0.2.1}]
 "#;
 
 fn web_proxy() -> ProxyIdentity {
@@ -80,8 +90,15 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     let db = out.chain_for(addr("10.96.0.20:5432")).unwrap();
     assert!(matches!(db.kind, RuntimeListenerKind::Tcp { .. }));
     assert!(out.chain_for(addr("10.96.0.99:5432")).is_none());
+    // Every address of the service leads to it.
+    for vip in ["10.96.2.1:6000", "10.96.2.2:6000"] {
+        assert!(out.chain_for(addr(vip)).is_some(), "{vip}");
+    }
     assert!(out.http_table(Some(addr("10.1.2.3:80"))).is_some());
     assert!(out.chain_for(addr("10.1.2.3:81")).is_none());
+    // A port of unknown protocol sniffs on the service address: HTTP or TCP to the service.
+    let sniff = out.chain_for(addr("10.96.0.10:7070")).unwrap();
+    assert!(matches!(sniff.kind, RuntimeListenerKind::AutoSniff { .. }));
     let RuntimeListenerKind::Capture { fallback, .. } = out else {
         panic!("not a capture listener")
     };
@@ -101,6 +118,8 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     assert!(matches!(http.kind, RuntimeListenerKind::Http { .. }));
     let tcp = inb.chain_for(addr("10.88.0.11:9000")).unwrap();
     assert!(matches!(tcp.kind, RuntimeListenerKind::Tcp { .. }));
+    let sniff = inb.chain_for(addr("10.88.0.11:7070")).unwrap();
+    assert!(matches!(sniff.kind, RuntimeListenerKind::AutoSniff { .. }));
     assert!(inb.chain_for(addr("10.88.0.11:7777")).is_none());
     let inbound = c
         .snapshot
@@ -177,7 +196,11 @@ spec: {mtls: {mode: STRICT}}
         inbound_modes(&run(mesh_strict)),
         (
             PeerMtls::Strict,
-            vec![(8080, PeerMtls::Strict), (9000, PeerMtls::Strict)]
+            vec![
+                (7070, PeerMtls::Strict),
+                (8080, PeerMtls::Strict),
+                (9000, PeerMtls::Strict)
+            ]
         )
     );
     let ns_disable = r#"
@@ -191,8 +214,7 @@ spec: {mtls: {mode: DISABLE}}
         inbound_modes(&run(&format!("{mesh_strict}{ns_disable}"))).0,
         PeerMtls::Disable
     );
-    // Workload UNSET inherits the namespace's; port 9000 overrides; a port no service names
-    // still gets its chain.
+    // Workload UNSET inherits the namespace's; ports 9000 and 7070 override.
     let workload = r#"
 ---
 apiVersion: security.istio.io/v1
@@ -203,12 +225,15 @@ spec:
   portLevelMtls:
     9000: {mode: STRICT}
     7070: {mode: PERMISSIVE}
+    6060: {mode: STRICT}
 "#;
     assert_eq!(
         inbound_modes(&run(&format!("{mesh_strict}{ns_disable}{workload}"))),
         (
             PeerMtls::Disable,
             vec![
+                // A port no service names still gets its mode (as opaque TCP).
+                (6060, PeerMtls::Strict),
                 (7070, PeerMtls::Permissive),
                 (8080, PeerMtls::Disable),
                 (9000, PeerMtls::Strict)
@@ -279,4 +304,57 @@ spec: {host: db, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
     let mut mesh = MeshConfig::istio_default();
     mesh.enable_auto_mtls = Some(false);
     assert!(run_with("", &mesh, &client).snapshot.mesh_tls.is_empty());
+}
+
+#[test]
+fn gateways_originate_mesh_mtls_to_sidecars_too() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: shop}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: web, port: {number: 80}}}]}]
+"#;
+    let mut gateway = ProxyIdentity::new(Role::Gateway, "istio-system");
+    gateway
+        .labels
+        .insert("istio".into(), "ingressgateway".into());
+    let c = run_with(yaml, &MeshConfig::istio_default(), &gateway);
+    assert_eq!(c.snapshot.mesh_tls.len(), 1, "{:?}", c.snapshot.mesh_tls);
+    assert_eq!(
+        c.snapshot.mesh_tls[0].cluster,
+        "outbound|80||web.shop.svc.cluster.local"
+    );
+    let rt = Runtime::build(c.snapshot).unwrap();
+    let ci = rt
+        .clusters
+        .iter()
+        .position(|cl| cl.name == "outbound|80||web.shop.svc.cluster.local")
+        .unwrap();
+    assert_eq!(rt.mesh_tls[ci].as_ref().unwrap().endpoints, [true]);
+}
+
+#[test]
+fn the_runtime_refuses_two_chains_for_one_destination() {
+    let mut snapshot = run("").snapshot;
+    let l = snapshot
+        .listeners
+        .iter_mut()
+        .find(|l| l.name == VIRTUAL_INBOUND)
+        .unwrap();
+    let ListenerKind::InboundCapture { chains, .. } = &mut l.kind else {
+        panic!()
+    };
+    chains.push(chains[0].clone());
+    let err = Runtime::build(snapshot).unwrap_err().to_string();
+    assert!(err.contains("another chain already matches *:"), "{err}");
 }

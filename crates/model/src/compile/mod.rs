@@ -4,7 +4,8 @@
 //! - [`gateway`]: listeners and route tables from the Gateways selecting the proxy and the
 //!   VirtualServices bound to them.
 //! - [`sidecar`]: outbound listeners, one virtual host per visible service.
-//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both.
+//! - [`routes`]: a VirtualService's HTTP rules to [`Route`](crate::Route)s, shared by both;
+//!   [`resilience`]: their retries, faults and mirrors.
 //! - `capture`: with traffic capture, the virtual outbound (15001) and inbound (15006)
 //!   listeners; `peerauth`: the workload's inbound mTLS modes from PeerAuthentication.
 //! - this module: the entry point, clusters (`outbound|port|subset|host`) with their endpoints
@@ -17,6 +18,7 @@
 mod capture;
 mod gateway;
 mod peerauth;
+mod resilience;
 mod routes;
 mod sidecar;
 

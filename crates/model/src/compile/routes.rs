@@ -10,14 +10,15 @@ use api::types::{self as t, HttpRoute, VirtualService};
 use api::Resource;
 use base64::Engine as _;
 
+use super::resilience::{fault, mirrors, retry_policy};
 use super::{labels_match, Cx};
 use crate::route::{
     CorsPolicy, DirectResponse, ForwardAction, HeaderMatch, HeaderOps, QueryParamMatch, Redirect,
-    RegexRewrite, RetryPolicy, Rewrite, Route, RouteAction, RouteMatch, StringMatch,
-    WeightedCluster,
+    RegexRewrite, Rewrite, Route, RouteAction, RouteMatch, StringMatch, WeightedCluster,
 };
 use crate::runtime::{
-    BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch,
+    BuildError, CompiledCors, CompiledHeaderOps, CompiledRewrite, CompiledRouteMatch, RuntimeFault,
+    RuntimeRetry,
 };
 
 /// What a route table is being built for.
@@ -111,6 +112,12 @@ fn check(route: &Route, at: &str) -> Result<(), BuildError> {
         if let Some(rw) = &f.rewrite {
             CompiledRewrite::compile(rw, at)?;
         }
+        if let Some(rt) = &f.retry {
+            RuntimeRetry::compile(rt, at)?;
+        }
+        if let Some(fault) = &f.fault {
+            RuntimeFault::compile(fault, at)?;
+        }
         if f.clusters.iter().all(|c| c.weight == 0) {
             return Err(BuildError::Invalid {
                 at: at.to_string(),
@@ -202,18 +209,6 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
         );
         return None;
     }
-    if h.fault.is_some() {
-        cx.warn(
-            r,
-            format!("http[{i}]: fault injection is not supported yet; ignored"),
-        );
-    }
-    if h.mirror.is_some() || !h.mirrors.is_empty() {
-        cx.warn(
-            r,
-            format!("http[{i}]: mirroring is not supported yet; ignored"),
-        );
-    }
     if let Some(rd) = &h.redirect {
         if !rd.prefix_rewrite.is_empty() {
             cx.warn(
@@ -285,6 +280,8 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
         }),
         authority: (!rw.authority.is_empty()).then(|| rw.authority.clone()),
     });
+    let fault = h.fault.as_ref().and_then(|f| fault(cx, r, f, i));
+    let mirrors = mirrors(cx, r, h);
     Some(RouteAction::Forward(ForwardAction {
         clusters,
         rewrite,
@@ -295,25 +292,9 @@ fn action(cx: &mut Cx<'_>, r: &Resource, h: &HttpRoute, i: usize) -> Option<Rout
             .and_then(|d| u64::try_from(d.as_millis()).ok())
             // Istio: a zero timeout disables it.
             .filter(|ms| *ms != 0),
-        retry: h
-            .retries
-            .as_ref()
-            .filter(|rt| rt.attempts > 0)
-            .map(|rt| RetryPolicy {
-                attempts: u32::try_from(rt.attempts).unwrap_or(0),
-                per_try_timeout_ms: rt
-                    .per_try_timeout
-                    .as_ref()
-                    .and_then(|d| d.to_std())
-                    .and_then(|d| u64::try_from(d.as_millis()).ok()),
-                retry_on: rt
-                    .retry_on
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-            }),
+        retry: retry_policy(cx.mesh, h.retries.as_ref()).map(Box::new),
+        fault: fault.map(Box::new),
+        mirrors,
     }))
 }
 
@@ -432,6 +413,7 @@ mod tests {
             rewrite: None,
             timeout_ms: None,
             retry: None,
+            ..Default::default()
         });
         let e = check(&zero, "http[0]").unwrap_err().to_string();
         assert!(e.contains("add up to 0"), "{e}");

@@ -23,6 +23,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let services: Vec<Service> = cx.registry.visible(&ns).into_iter().cloned().collect();
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
+    let mut sniffed: Vec<(&Service, u16)> = Vec::new();
     for s in &services {
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
@@ -32,8 +33,12 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
             if p.protocol.is_tcp() {
                 tcp.push((s, p.number));
             } else {
-                // HTTP, and unknown protocols: sniffing is not compiled yet, so treat as HTTP.
+                // HTTP, and unknown protocols: those are served as HTTP on 0.0.0.0:port too; with
+                // capture, a service address of their own sniffs (HTTP, else TCP to the service).
                 http_ports.entry(p.number).or_default().push(s);
+                if p.protocol == api::protocol::Protocol::Unknown && cx.proxy.capture {
+                    sniffed.push((s, p.number));
+                }
             }
         }
     }
@@ -57,38 +62,68 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
         listeners.iter().map(|l| (l.address, l.port)).collect();
     for (s, port) in tcp {
         // Without per-service addresses every service would share 0.0.0.0:port; a TCP port can
-        // only carry one destination, so use the service IP when there is one.
-        // Captured listeners are virtual (matched by original destination), so a service's VIP
-        // serves there; a real socket can only bind an address the host has.
-        let own = s.addresses.iter().find_map(|a| a.parse::<IpAddr>().ok());
-        let address = if cx.proxy.capture {
-            s.cluster_ip()
-        } else {
-            own
+        // only carry one destination, so use the service IP when there is one. With capture,
+        // every address of the service (its VIPs) leads to it, as the original destination can
+        // be any of them; without, one socket is bound, on the first.
+        let mut addresses = service_ips(s, cx.proxy.capture);
+        if addresses.is_empty() {
+            addresses.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         }
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let listen = cx.listener_port(port)?;
-        if !bound.insert((address, listen)) {
-            cx.warnings.push(super::Warning {
-                resource: String::new(),
-                message: format!(
-                    "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
-                    s.hostname
-                ),
-            });
-            continue;
+        for address in addresses {
+            if !bound.insert((address, listen)) {
+                cx.warnings.push(super::Warning {
+                    resource: String::new(),
+                    message: format!(
+                        "TCP port {port} of `{}` collides with another listener on {address}; skipped (service addresses are needed to tell them apart)",
+                        s.hostname
+                    ),
+                });
+                continue;
+            }
+            let clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::Tcp { clusters },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
         }
-        let clusters = tcp_clusters(cx, s, port);
-        let mut l = Listener {
-            name: String::new(),
-            address,
-            port: listen,
-            kind: ListenerKind::Tcp { clusters },
-        };
-        l.name = listener_name(&l);
-        listeners.push(l);
+    }
+    for (s, port) in sniffed {
+        let listen = cx.listener_port(port)?;
+        for address in service_ips(s, true) {
+            if !bound.insert((address, listen)) {
+                continue;
+            }
+            let tcp_clusters = tcp_clusters(cx, s, port);
+            let mut l = Listener {
+                name: String::new(),
+                address,
+                port: listen,
+                kind: ListenerKind::AutoSniff {
+                    route_table: port.to_string(),
+                    tcp_clusters,
+                },
+            };
+            l.name = listener_name(&l);
+            listeners.push(l);
+        }
     }
     Ok((listeners, tables))
+}
+
+/// The service's IP addresses (CIDRs and names skipped): all of them, or only the first.
+fn service_ips(s: &Service, all: bool) -> Vec<IpAddr> {
+    let ips = s.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok());
+    if all {
+        // With capture, the auto-allocated VIP a client got from the DNS proxy leads here too.
+        ips.chain(s.vip).collect()
+    } else {
+        ips.take(1).collect()
+    }
 }
 
 /// Domains a client may use for `s` on `port`: the FQDN, `name.ns` and `name.ns.svc` for
@@ -181,7 +216,9 @@ fn http_table(cx: &mut Cx<'_>, port: u16, services: &[&Service]) -> RouteTable {
                         }],
                         rewrite: None,
                         timeout_ms: None,
-                        retry: None,
+                        // Routes without a VirtualService get the mesh default too.
+                        retry: super::resilience::retry_policy(cx.mesh, None).map(Box::new),
+                        ..Default::default()
                     }),
                     request_headers: Default::default(),
                     response_headers: Default::default(),

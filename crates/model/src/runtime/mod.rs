@@ -6,13 +6,15 @@
 //! path of the first problem; the proxy keeps serving the last good one.
 
 mod actions;
+mod capture;
 mod domains;
 mod matching;
+mod resilience;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,11 +23,17 @@ use http::StatusCode;
 pub use actions::{
     redirect_location, CompiledCors, CompiledHeaderOps, CompiledRewrite, MatchedPath,
 };
+use capture::{build_kind, mesh_tls};
+pub use capture::{RuntimeChain, RuntimeMeshTls};
 pub use matching::{CompiledMatch, CompiledRouteMatch, RequestView};
+pub use resilience::{
+    in_share, shadow_host, AttemptFailure, RetryOn, RuntimeFault, RuntimeMirror, RuntimeRetry,
+    DEFAULT_BACKOFF_BASE,
+};
 
 use crate::cluster::{Cluster, HealthStatus, LbPolicy, UpstreamProtocol};
-use crate::route::{Redirect, RetryPolicy, Route, RouteAction, RouteTable, WeightedCluster};
-use crate::snapshot::{ListenerKind, PeerMtls, ProxySnapshot, TLS_MODE_LABEL};
+use crate::route::{Redirect, Route, RouteAction, RouteTable, WeightedCluster};
+use crate::snapshot::{PeerMtls, ProxySnapshot};
 use domains::{DomainError, DomainIndex};
 
 /// Why a snapshot cannot be served. `at` is a path into the snapshot, e.g.
@@ -73,17 +81,6 @@ pub struct Runtime {
     cluster_index: HashMap<String, usize>,
 }
 
-/// A cluster's mesh mTLS: which endpoints get it and whom the server may be.
-#[derive(Debug, Clone)]
-pub struct RuntimeMeshTls {
-    /// Per endpoint of the runtime cluster: originate mTLS to it.
-    pub endpoints: Vec<bool>,
-    /// For connections to addresses outside the endpoint list (never, today): DR ISTIO_MUTUAL.
-    pub all_endpoints: bool,
-    pub subject_alt_names: Vec<String>,
-    pub sni: String,
-}
-
 #[derive(Debug)]
 pub struct RuntimeListener {
     pub name: String,
@@ -114,44 +111,6 @@ pub enum RuntimeListenerKind {
         fallback: WeightedSet,
         fallback_mtls: PeerMtls,
     },
-}
-
-/// One chain of a capture listener.
-#[derive(Debug)]
-pub struct RuntimeChain {
-    pub address: Option<IpAddr>,
-    pub port: u16,
-    pub mtls: PeerMtls,
-    pub kind: RuntimeListenerKind,
-}
-
-impl RuntimeListenerKind {
-    /// The chain a captured connection to `dst` belongs to: exact address and port, then any
-    /// address on the port. `None` means the fallback.
-    pub fn chain_for(&self, dst: SocketAddr) -> Option<&RuntimeChain> {
-        let RuntimeListenerKind::Capture { chains, .. } = self else {
-            return None;
-        };
-        chains
-            .iter()
-            .find(|c| c.port == dst.port() && c.address == Some(dst.ip()))
-            .or_else(|| {
-                chains
-                    .iter()
-                    .find(|c| c.port == dst.port() && c.address.is_none())
-            })
-    }
-
-    /// The route table HTTP on this listener is served from; for a capture listener, the one of
-    /// the chain `dst` selects.
-    pub fn http_table(&self, dst: Option<SocketAddr>) -> Option<usize> {
-        match self {
-            RuntimeListenerKind::Http { table, .. }
-            | RuntimeListenerKind::AutoSniff { table, .. } => Some(*table),
-            RuntimeListenerKind::Capture { .. } => self.chain_for(dst?)?.kind.http_table(None),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -210,7 +169,9 @@ pub struct RuntimeForward {
     pub clusters: WeightedSet,
     pub rewrite: Option<CompiledRewrite>,
     pub timeout: Option<Duration>,
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RuntimeRetry>>,
+    pub fault: Option<Box<RuntimeFault>>,
+    pub mirrors: Vec<RuntimeMirror>,
 }
 
 /// Clusters with cumulative weights: pick with a uniform number below [`WeightedSet::total`].
@@ -490,149 +451,6 @@ impl Runtime {
     }
 }
 
-fn build_kind(
-    kind: &ListenerKind,
-    at: &str,
-    table_index: &HashMap<String, usize>,
-    cluster_index: &HashMap<String, usize>,
-    top: bool,
-) -> Result<RuntimeListenerKind, BuildError> {
-    let table = |name: &str| {
-        table_index
-            .get(name)
-            .copied()
-            .ok_or_else(|| BuildError::UnknownRef {
-                at: format!("{at}.kind.route_table"),
-                what: "route table",
-                name: name.to_string(),
-            })
-    };
-    let capture = |inbound, chains: &[crate::snapshot::CaptureChain], fallback, fallback_mtls| {
-        if !top {
-            return Err(BuildError::Invalid {
-                at: at.to_string(),
-                reason: "capture listeners do not nest".into(),
-            });
-        }
-        let chains = chains
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                Ok(RuntimeChain {
-                    address: c.address,
-                    port: c.port,
-                    mtls: c.mtls,
-                    kind: build_kind(
-                        &c.kind,
-                        &format!("{at}.kind.chains[{i}]"),
-                        table_index,
-                        cluster_index,
-                        false,
-                    )?,
-                })
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
-        Ok(RuntimeListenerKind::Capture {
-            inbound,
-            chains,
-            fallback: WeightedSet::build(fallback, cluster_index, &format!("{at}.kind.fallback"))?,
-            fallback_mtls,
-        })
-    };
-    Ok(match kind {
-        ListenerKind::Http { route_table } => RuntimeListenerKind::Http {
-            table: table(route_table)?,
-            h2_only: false,
-        },
-        ListenerKind::Http2 { route_table } => RuntimeListenerKind::Http {
-            table: table(route_table)?,
-            h2_only: true,
-        },
-        ListenerKind::Tcp { clusters } => RuntimeListenerKind::Tcp {
-            clusters: WeightedSet::build(clusters, cluster_index, &format!("{at}.kind.clusters"))?,
-        },
-        ListenerKind::AutoSniff {
-            route_table,
-            tcp_clusters,
-        } => RuntimeListenerKind::AutoSniff {
-            table: table(route_table)?,
-            tcp: WeightedSet::build(
-                tcp_clusters,
-                cluster_index,
-                &format!("{at}.kind.tcp_clusters"),
-            )?,
-        },
-        ListenerKind::TlsPassthrough { routes } => RuntimeListenerKind::TlsPassthrough {
-            routes: routes
-                .iter()
-                .enumerate()
-                .map(|(r, route)| {
-                    Ok(RuntimeSniRoute {
-                        sni_hosts: route
-                            .sni_hosts
-                            .iter()
-                            .map(|h| h.to_ascii_lowercase())
-                            .collect(),
-                        clusters: WeightedSet::build(
-                            &route.clusters,
-                            cluster_index,
-                            &format!("{at}.kind.routes[{r}].clusters"),
-                        )?,
-                    })
-                })
-                .collect::<Result<_, BuildError>>()?,
-        },
-        ListenerKind::OutboundCapture { chains, fallback } => {
-            capture(false, chains, fallback, PeerMtls::Disable)?
-        }
-        ListenerKind::InboundCapture {
-            chains,
-            fallback,
-            fallback_mtls,
-        } => capture(true, chains, fallback, *fallback_mtls)?,
-    })
-}
-
-/// Resolves the snapshot's mesh mTLS entries against its clusters, endpoint by endpoint.
-fn mesh_tls(
-    snapshot: &ProxySnapshot,
-    cluster_index: &HashMap<String, usize>,
-) -> Result<Vec<Option<RuntimeMeshTls>>, BuildError> {
-    let mut out = vec![None; snapshot.clusters.len()];
-    for (i, m) in snapshot.mesh_tls.iter().enumerate() {
-        let at = format!("mesh_tls[{i}]");
-        let ci = *cluster_index
-            .get(&m.cluster)
-            .ok_or_else(|| BuildError::UnknownRef {
-                at: format!("{at}.cluster"),
-                what: "cluster",
-                name: m.cluster.clone(),
-            })?;
-        if out[ci].is_some() {
-            return Err(BuildError::DuplicateName {
-                at,
-                name: m.cluster.clone(),
-            });
-        }
-        // The same filter as RuntimeCluster::build, so indexes line up.
-        let endpoints = snapshot.clusters[ci]
-            .endpoints
-            .iter()
-            .filter(|e| e.health == HealthStatus::Healthy && e.weight > 0)
-            .map(|e| {
-                m.all_endpoints || e.labels.get(TLS_MODE_LABEL).map(String::as_str) == Some("istio")
-            })
-            .collect();
-        out[ci] = Some(RuntimeMeshTls {
-            endpoints,
-            all_endpoints: m.all_endpoints,
-            subject_alt_names: m.subject_alt_names.clone(),
-            sni: m.sni.clone(),
-        });
-    }
-    Ok(out)
-}
-
 fn build_table(
     t: &RouteTable,
     clusters: &HashMap<String, usize>,
@@ -701,7 +519,24 @@ fn build_route(
                 .map(|rw| CompiledRewrite::compile(rw, &format!("{at}.action.rewrite")))
                 .transpose()?,
             timeout: f.timeout_ms.filter(|ms| *ms > 0).map(Duration::from_millis),
-            retry: f.retry.clone(),
+            retry: f
+                .retry
+                .as_ref()
+                .map(|p| RuntimeRetry::compile(p, &format!("{at}.action.retry")).map(Box::new))
+                .transpose()?,
+            fault: f
+                .fault
+                .as_ref()
+                .map(|p| RuntimeFault::compile(p, &format!("{at}.action.fault")).map(Box::new))
+                .transpose()?,
+            mirrors: f
+                .mirrors
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    RuntimeMirror::compile(m, clusters, &format!("{at}.action.mirrors[{i}]"))
+                })
+                .collect::<Result<_, _>>()?,
         }),
         RouteAction::Redirect(rd) => {
             if ![301, 302, 303, 307, 308].contains(&rd.status) {

@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use super::*;
 use crate::route::*;
-use crate::snapshot::Listener;
+use crate::snapshot::{Listener, ListenerKind};
 use crate::{Endpoint, HealthStatus};
 
 fn cluster(name: &str, ports: &[(u16, u32)]) -> Cluster {
@@ -35,6 +35,7 @@ fn forward(c: &str) -> RouteAction {
         rewrite: None,
         timeout_ms: None,
         retry: None,
+        ..Default::default()
     })
 }
 

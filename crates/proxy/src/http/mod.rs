@@ -2,8 +2,15 @@
 //!
 //! Each request loads the current [`State`] once and uses it to the end, so a snapshot swap
 //! never changes a request half way through.
+//!
+//! - [`fault`]: injected delays and aborts; [`retry`]: attempts, timeouts and retries;
+//!   [`mirror`]: shadow copies; [`body`]: the request body kept for those three.
 
+pub mod body;
+pub mod fault;
 pub mod headers;
+pub mod mirror;
+pub mod retry;
 pub mod server;
 
 use std::convert::Infallible;
@@ -24,8 +31,8 @@ use model::runtime::{
 use model::RequestView;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::error::{RequestError, ResponseFlag};
-use crate::state::{State, Upstream};
+use crate::error::{FlagSet, RequestError, ResponseFlag};
+use crate::state::State;
 use crate::Shared;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -90,14 +97,21 @@ pub async fn handle(
         done: false,
     };
     let state = shared.store.load();
-    let (resp, counters) = match proxy(&shared, &conn, &state, req).await {
+    let mut flags = FlagSet::default();
+    let (resp, counters) = match proxy(&shared, &conn, &state, req, &mut flags).await {
         Ok(r) => r,
         Err(e) => {
-            shared.metrics.error(e.flag);
+            flags.add(e.flag);
             tracing::debug!(error = %e, listener = &*conn.listener, "request failed");
             (error_response(&e), None)
         }
     };
+    for flag in flags.iter() {
+        shared.metrics.error(flag);
+    }
+    if !flags.is_empty() {
+        tracing::debug!(status = resp.status().as_u16(), response_flags = %flags, "flagged response");
+    }
     let class = crate::metrics::CodeClass::of(resp.status().as_u16()).index();
     counters.unwrap_or(&shared.local_counters)[class].inc();
     guard.done = true;
@@ -122,8 +136,9 @@ type Routed<'s> = (Response<ProxyBody>, Option<&'s [Counter; 5]>);
 async fn proxy<'s>(
     shared: &Shared,
     conn: &ConnInfo,
-    state: &'s State,
+    state: &'s Arc<State>,
     req: Request<Incoming>,
+    flags: &mut FlagSet,
 ) -> Result<Routed<'s>, RequestError> {
     let no_route = || RequestError::new(ResponseFlag::NR, "no route");
     let table = state
@@ -171,13 +186,24 @@ async fn proxy<'s>(
             (resp, None)
         }
         RuntimeAction::Forward(f) => {
-            let new_path = f
-                .rewrite
-                .as_ref()
-                .and_then(|rw| rw.path(view.path, hit.matched));
-            let (resp, counters) =
-                forward(shared, conn, state, route, f, req, authority, new_path).await?;
-            (resp, Some(counters))
+            let aborted = match &f.fault {
+                Some(fault) => fault::inject(fault, &shared.random, flags).await,
+                None => None,
+            };
+            match aborted {
+                Some(resp) => (resp, None),
+                None => {
+                    let new_path = f
+                        .rewrite
+                        .as_ref()
+                        .and_then(|rw| rw.path(view.path, hit.matched));
+                    let (resp, counters) = forward(
+                        shared, conn, state, route, f, req, authority, new_path, flags,
+                    )
+                    .await?;
+                    (resp, Some(counters))
+                }
+            }
         }
     };
     route.response_headers.apply(resp.headers_mut());
@@ -191,59 +217,26 @@ async fn proxy<'s>(
 async fn forward<'s>(
     shared: &Shared,
     conn: &ConnInfo,
-    state: &'s State,
+    state: &'s Arc<State>,
     route: &RuntimeRoute,
     f: &RuntimeForward,
     mut req: Request<Incoming>,
     authority: HeaderValue,
     new_path: Option<String>,
+    flags: &mut FlagSet,
 ) -> Result<(Response<ProxyBody>, &'s [Counter; 5]), RequestError> {
     let ci = f.clusters.pick(shared.random.u64());
     let cluster = &state.runtime.clusters[ci];
     let cs = &state.clusters[ci];
-    let (endpoint, ei) = if cluster.lb_policy == model::LbPolicy::Passthrough {
-        let dst = conn.original_dst.ok_or_else(|| {
-            RequestError::new(
-                ResponseFlag::UH,
-                format!("cluster {} needs an original destination", cluster.name),
-            )
-        })?;
-        (dst, None)
-    } else {
-        let ei = cs.pick(cluster, &shared.random).ok_or_else(|| {
-            RequestError::new(
-                ResponseFlag::UH,
-                format!("cluster {} has no healthy endpoint", cluster.name),
-            )
-        })?;
-        (cluster.endpoints[ei].addr, Some(ei))
-    };
-    let _in_flight = ei.map(|i| cs.in_flight(i));
-    let endpoint_authority = match ei {
-        Some(i) => cs.authorities[i].clone(),
-        None => Authority::try_from(endpoint.to_string())
-            .map_err(|_| RequestError::new(ResponseFlag::DPE, "invalid original destination"))?,
-    };
-    let mesh = shared.certs.as_ref().map(|c| &c.mesh);
-    let http2 = matches!(cs.upstream, Upstream::H2(_));
-    let sec = crate::mtls::upstream_security(mesh, state, ci, ei, endpoint, true)?;
-    let special = (!sec.is_plain()).then(|| shared.mesh_clients.h1(&sec, cluster.connect_timeout));
-    if http2 && special.is_some() {
-        return Err(RequestError::new(
-            ResponseFlag::UF,
-            format!(
-                "{}: HTTP/2 upstreams with mesh mTLS or a bound source are not supported yet",
-                cluster.name
-            ),
-        ));
-    }
 
     let upgrade = req.version() == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     headers::add_forwarding(&mut parts.headers, &conn.peer_ip, "http");
-    if conn.inbound {
+    if conn.original_dst.is_some() {
+        // Captured: inbound appends the mTLS peer's element, outbound removes what the
+        // application sent (Envoy's APPEND_FORWARD and SANITIZE, as Istio configures sidecars).
         crate::mtls::forward_client_cert(&mut parts.headers, conn.mesh_peer.as_deref());
     }
     let rewritten = f.rewrite.as_ref().and_then(|rw| rw.authority.clone());
@@ -264,44 +257,39 @@ async fn forward<'s>(
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/")),
     };
-
-    let send = async {
-        match &cs.upstream {
-            Upstream::H1(client) => {
-                parts.uri = uri(Some(endpoint_authority), path_and_query)?;
-                parts.version = Version::HTTP_11;
-                parts.headers.insert(header::HOST, authority);
-                let req = Request::from_parts(parts, body);
-                match &special {
-                    Some(mesh) => mesh.request(req).await,
-                    None => client.request(req).await,
-                }
-                .map_err(crate::upstream::classify_h1)
-            }
-            Upstream::H2(pool) => {
-                // HTTP/2 carries the authority in the URI (`:authority`), not a Host header.
-                parts.uri = uri(
-                    Authority::try_from(authority.as_bytes()).ok(),
-                    path_and_query,
-                )?;
-                parts.version = Version::HTTP_2;
-                parts.headers.remove(header::HOST);
-                pool.send(
-                    endpoint,
-                    cluster.connect_timeout,
-                    Request::from_parts(parts, body),
-                )
-                .await
-            }
+    let out = retry::Outgoing {
+        method: parts.method,
+        headers: parts.headers,
+        path_and_query,
+        authority,
+    };
+    let mut replay = body::Replay::new(body, body::REPLAY_LIMIT);
+    if !upgrade {
+        for m in &f.mirrors {
+            mirror::spawn(shared, state, m, &out, &replay, f.timeout);
         }
+    }
+    // An upgraded connection is tied to the one attempt that answered 101: never retried.
+    let policy = f.retry.as_deref().filter(|_| !upgrade);
+    let via = retry::Via {
+        state,
+        ci,
+        original_dst: conn.original_dst,
+        mesh: shared.certs.as_ref().map(|c| &c.mesh),
+        clients: &shared.mesh_clients,
     };
-    let result = match f.timeout {
-        Some(t) => tokio::time::timeout(t, send)
-            .await
-            .map_err(|_| RequestError::new(ResponseFlag::UT, "upstream request timeout"))?,
-        None => send.await,
-    };
-    let mut resp = result?;
+    let mut resp = retry::run(
+        shared,
+        cluster,
+        cs,
+        via,
+        policy,
+        f.timeout,
+        out,
+        &mut replay,
+        flags,
+    )
+    .await?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(downstream) = on_upgrade {
