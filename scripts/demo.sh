@@ -25,5 +25,7 @@ cargo build --release --quiet -p bowline
 bin=$PWD/target/release/bowline
 echo "== bowline validate examples/mesh"
 "$bin" validate examples/mesh
+# Every run starts from the samples' base config alone (the tasks' changes of a previous run go).
+rm -rf "$PWD/target/mesh"
 exec_demo=("$bin" demo "$@" --config-dir "$PWD/target/mesh")
 if [ "$(id -u)" = 0 ]; then exec "${exec_demo[@]}"; else exec sudo "${exec_demo[@]}"; fi

@@ -29,7 +29,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let bowline = mesh.state.bowline.clone();
         let mut set = tokio::task::JoinSet::new();
         for spec in args.sample.pods(&bowline) {
-            let (state, node, run_dir) = (mesh.state.clone(), mesh.node.clone(), mesh.run_dir().clone());
+            let (state, node, run_dir) = (
+                mesh.state.clone(),
+                mesh.node.clone(),
+                mesh.run_dir().clone(),
+            );
             set.spawn(async move { RunningPod::start(&state, &node, &run_dir, spec).await });
         }
         let mut pods = Vec::new();
@@ -50,7 +54,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         let apply = tokio::task::spawn_blocking(move || -> Result<()> {
             for (name, yaml) in args.sample.base_config() {
-                client.apply(name, yaml).with_context(|| format!("applying {name}"))?;
+                client
+                    .apply(name, yaml)
+                    .with_context(|| format!("applying {name}"))?;
             }
             Ok(())
         })
@@ -65,7 +71,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let ok = tokio::task::spawn_blocking(move || {
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while Instant::now() < deadline {
-                    if mesh::pod::http_status(url.parse().expect("address"), "/productpage") == Some(200) {
+                    if mesh::pod::http_status(url.parse().expect("address"), "/productpage")
+                        == Some(200)
+                    {
                         return true;
                     }
                     std::thread::sleep(Duration::from_millis(100));
@@ -78,12 +86,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 println!("ready in {:.1} s", started.elapsed().as_secs_f64());
                 println!("Bookinfo: http://127.0.0.1:8080/productpage");
             } else {
-                eprintln!("warning: http://127.0.0.1:8080/productpage did not answer 200 within 60 s");
+                eprintln!(
+                    "warning: http://127.0.0.1:8080/productpage did not answer 200 within 60 s"
+                );
             }
         } else {
             println!("ready in {:.1} s", started.elapsed().as_secs_f64());
         }
-        println!("Client: sudo bowline exec sleep -- curl -s http://httpbin:8000/get (or productpage:9080)");
+        match args.sample {
+            Sample::Httpbin => {
+                println!("Client: sudo bowline exec sleep -- curl -s http://httpbin:8000/get")
+            }
+            Sample::TcpEcho => println!(
+                "TCP: apply examples/mesh/tasks/tcp-echo-all-v1.yaml, then 127.0.0.1:31400 echoes"
+            ),
+            Sample::Bookinfo | Sample::All => println!(
+                "Client: sudo bowline exec sleep -- curl -s http://productpage:9080/productpage"
+            ),
+        }
         println!("Press Ctrl-C to stop.");
         Ok(super::run_mesh::serve(mesh, pods).await)
     })
