@@ -492,3 +492,37 @@ spec:
         "{body}"
     );
 }
+
+#[test]
+fn ports_of_unknown_protocol_are_sniffed_on_both_sides() {
+    let Some(mut m) = mesh("blsc7", 47) else {
+        return;
+    };
+    let a = m.pod("a", true);
+    let b = m.pod("b", true);
+    // Port names that say nothing: Istio detects the protocol per connection.
+    m.write(
+        "b.yaml",
+        &service(
+            "b",
+            VIP_B,
+            &[("web", 8080, 8080), ("echo", 7000, 7000)],
+            &b.ip.to_string(),
+            "sa-b",
+        ),
+    );
+    m.write("pa.yaml", &peer_auth("default", None, "STRICT", &[]));
+    m.app("httpbin", &b, "httpbin", &[8080]);
+    m.app("echo", &b, "tcp-echo", &[7000]);
+    m.sidecar("proxy-b", &b, "b", "sa-b");
+    m.sidecar("proxy-a", &a, "a", "sa-a");
+
+    let (status, body) = http(&a, vip(8080), "b", "/headers").expect("HTTP, detected");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sa-a"),
+        "{body}"
+    );
+    let echoed = tcp_line(&a, vip(7000), "not http").expect("TCP, detected");
+    assert!(echoed.ends_with(" not http"), "{echoed}");
+}

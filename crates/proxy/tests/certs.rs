@@ -173,6 +173,15 @@ async fn mesh_mtls_checks_the_servers_service_account_and_tells_the_server_who_c
         "{refused}"
     );
 
+    // After the caller rotates, the next handshake presents the new certificate: the hash the
+    // server puts in XFCC changes, the identity does not.
+    caller.rotate().await.expect("rotate the caller");
+    let again = exchange(&caller.mesh, web.mesh.clone(), &[])
+        .await
+        .expect("after rotation");
+    assert_eq!(again.identity, id("front", "ui"));
+    assert_ne!(again.xfcc, peer.xfcc, "the new certificate's hash");
+
     // After the server rotates, new handshakes see the new certificate.
     let before = web.store.current().info().serial.clone();
     web.rotate().await.expect("rotate");

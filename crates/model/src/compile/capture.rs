@@ -93,6 +93,21 @@ pub(super) fn unknown_host_vhost(cx: &mut Cx<'_>) -> VirtualHost {
     }
 }
 
+/// Where outbound connections to unknown destinations go: PassthroughCluster, or
+/// BlackHoleCluster under `REGISTRY_ONLY` (both added by [`outbound`]).
+pub(super) fn fallback_cluster(cx: &mut Cx<'_>) -> WeightedCluster {
+    let cluster = if registry_only(cx) {
+        BLACKHOLE_CLUSTER
+    } else {
+        cx.need_passthrough = true;
+        PASSTHROUGH_CLUSTER
+    };
+    WeightedCluster {
+        cluster: cluster.into(),
+        weight: 100,
+    }
+}
+
 /// Folds the per-port outbound listeners into the virtual outbound listener.
 pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, Vec<Cluster>) {
     let chains = listeners
@@ -105,7 +120,8 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
         })
         .collect();
     let mut clusters = Vec::new();
-    let fallback = if registry_only(cx) {
+    let fallback = fallback_cluster(cx);
+    if registry_only(cx) {
         clusters.push(Cluster {
             name: BLACKHOLE_CLUSTER.into(),
             protocol: UpstreamProtocol::Http1,
@@ -113,11 +129,7 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
             connect_timeout_ms: cx.connect_timeout_ms(None),
             endpoints: Vec::new(),
         });
-        BLACKHOLE_CLUSTER
-    } else {
-        cx.need_passthrough = true;
-        PASSTHROUGH_CLUSTER
-    };
+    }
     if cx.need_passthrough {
         clusters.push(original_dst_cluster(
             cx,
@@ -131,10 +143,7 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
         port: capture_port(cx.mesh.proxy_listen_port(), 15001),
         kind: ListenerKind::OutboundCapture {
             chains,
-            fallback: vec![WeightedCluster {
-                cluster: fallback.into(),
-                weight: 100,
-            }],
+            fallback: vec![fallback],
         },
     };
     (listener, clusters)

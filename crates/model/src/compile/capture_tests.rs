@@ -99,6 +99,13 @@ fn capture_gives_two_virtual_listeners_that_dispatch_by_original_destination() {
     // A port of unknown protocol sniffs on the service address: HTTP or TCP to the service.
     let sniff = out.chain_for(addr("10.96.0.10:7070")).unwrap();
     assert!(matches!(sniff.kind, RuntimeListenerKind::AutoSniff { .. }));
+    // On other addresses the port sniffs too: HTTP by Host, anything else passes through.
+    let any = out.chain_for(addr("10.1.2.3:7070")).unwrap();
+    assert_eq!(any.address, None);
+    let RuntimeListenerKind::AutoSniff { tcp, .. } = &any.kind else {
+        panic!("0.0.0.0:7070 sniffs")
+    };
+    assert_eq!(rt.clusters[tcp.pick(0)].name, PASSTHROUGH_CLUSTER);
     let RuntimeListenerKind::Capture { fallback, .. } = out else {
         panic!("not a capture listener")
     };

@@ -46,13 +46,24 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     let mut tables = Vec::new();
     for (port, svcs) in &http_ports {
         let table = http_table(cx, *port, svcs);
+        // With capture, a port some service leaves to sniffing takes non-HTTP connections
+        // too, to where unknown destinations go (Istio's 0.0.0.0:port with protocol detection).
+        let sniffs = cx.proxy.capture && sniffed.iter().any(|(_, p)| p == port);
+        let kind = if sniffs {
+            ListenerKind::AutoSniff {
+                route_table: table.name.clone(),
+                tcp_clusters: vec![super::capture::fallback_cluster(cx)],
+            }
+        } else {
+            ListenerKind::Http {
+                route_table: table.name.clone(),
+            }
+        };
         let mut l = Listener {
             name: String::new(),
             address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: cx.listener_port(*port)?,
-            kind: ListenerKind::Http {
-                route_table: table.name.clone(),
-            },
+            kind,
         };
         l.name = listener_name(&l);
         listeners.push(l);
