@@ -72,8 +72,13 @@ fn table(config: &ConfigSnapshot) -> BTreeMap<String, Vec<IpAddr>> {
         .flat_map(|by_name| by_name.values())
         .map(|e| &e.resource)
         .collect();
+    names_of(&resources, config.mesh.trust_domain())
+}
+
+/// Service names to endpoint addresses for `resources`.
+fn names_of(resources: &[&api::Resource], trust_domain: &str) -> BTreeMap<String, Vec<IpAddr>> {
     let mut warnings = Vec::new();
-    let registry = Registry::build(&resources, config.mesh.trust_domain(), &mut warnings);
+    let registry = Registry::build(resources, trust_domain, &mut warnings);
     let mut out: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     for s in &registry.services {
         if s.hostname.starts_with('*') {
@@ -102,4 +107,62 @@ pub fn legacy_resolv_conf(relay: IpAddr, namespace: &str) -> String {
     format!(
         "# Written by bowline for a pod without a sidecar.\nnameserver {relay}\nsearch {namespace}.svc.{MESH_DOMAIN} svc.{MESH_DOMAIN} {MESH_DOMAIN}\noptions ndots:5\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proxy::dns::Names as _;
+
+    #[test]
+    fn kubernetes_names_resolve_to_pod_addresses_and_unknown_mesh_names_are_ours() {
+        let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: foo}
+spec:
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: httpbin
+  namespace: foo
+  labels: {app: httpbin}
+  annotations: {bowline.io/address: 10.88.0.7}
+spec: {containers: [{name: app}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: foo}
+spec:
+  selector: {app: nothing}
+  ports: [{port: 80}]
+"#;
+        let resources: Vec<api::Resource> = api::load_str("t.yaml", yaml)
+            .into_iter()
+            .filter_map(|d| match d {
+                api::Decoded::Resource(r) => Some(*r),
+                _ => None,
+            })
+            .collect();
+        let refs: Vec<&api::Resource> = resources.iter().collect();
+        let names = EndpointNames::default();
+        names.set(names_of(&refs, "cluster.local"));
+        let pod: Vec<IpAddr> = vec!["10.88.0.7".parse().unwrap()];
+        for n in [
+            "httpbin.foo",
+            "httpbin.foo.svc",
+            "httpbin.foo.svc.cluster.local",
+        ] {
+            assert_eq!(names.lookup(n), Some(pod.clone()), "{n}");
+        }
+        // No endpoints, no answer; the domain is still ours, so NXDOMAIN rather than relayed.
+        assert_eq!(names.lookup("empty.foo.svc.cluster.local"), None);
+        assert!(names.authoritative_for("empty.foo.svc.cluster.local"));
+        assert!(!names.authoritative_for("example.com"));
+        assert!(legacy_resolv_conf("10.88.0.1".parse().unwrap(), "legacy")
+            .contains("search legacy.svc.cluster.local svc.cluster.local cluster.local"));
+    }
 }
