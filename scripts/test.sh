@@ -15,7 +15,8 @@ command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing+=(iptable
 command -v setpriv >/dev/null || missing+=(util-linux)
 # The CA and TLS tests cross-check certificates and make encrypted keys with the openssl CLI.
 command -v openssl >/dev/null || missing+=(openssl)
-# The sidecar mesh tests check what curl reports for a connection STRICT mTLS resets.
+# The sidecar mesh tests check what curl reports for a connection STRICT mTLS resets; the local
+# mesh tests (istio.io's tasks) run clients with curl inside pods and on the host.
 command -v curl >/dev/null || missing+=(curl)
 # The binary's tests send SIGTERM with /usr/bin/kill.
 [ -x /usr/bin/kill ] || missing+=(procps)

@@ -43,6 +43,14 @@ enum Command {
     ProxyConfig(cmd::proxy_config::Args),
     /// Show each connected proxy's sync state per config type (istioctl proxy-status)
     ProxyStatus(cmd::proxy_status::Args),
+    /// Run the local mesh in the foreground: control plane, ingress gateway, pod network (root)
+    Up(cmd::up::UpArgs),
+    /// Run a workload in the running mesh: a pod with a sidecar and CMD (root)
+    Run(cmd::run::Args),
+    /// Run a command inside a pod of the running mesh (root)
+    Exec(cmd::exec::Args),
+    /// The local mesh with Istio's samples (Bookinfo, httpbin, tcp-echo) and a sleep client (root)
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +70,10 @@ fn main() -> ExitCode {
         Command::Proxy(a) => cmd::proxy::run(*a),
         Command::ProxyConfig(a) => cmd::proxy_config::run(a),
         Command::ProxyStatus(a) => cmd::proxy_status::run(a),
+        Command::Up(a) => cmd::up::run(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Exec(a) => cmd::exec::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
     };
     match result {
         Ok(code) => code,

@@ -16,6 +16,7 @@
 //!
 //! - [`registry`]: services and endpoints from ServiceEntries, WorkloadEntries and Kubernetes
 //!   Services with their Pods and Deployments.
+//! - [`dns`]: the per-proxy name table a sidecar's DNS proxy answers from.
 //! - [`compile`]: Istio resources seen from one proxy (gateway or sidecar) to its
 //!   [`ProxySnapshot`], with warnings for what is not supported yet.
 //!
@@ -24,6 +25,7 @@
 
 pub mod cluster;
 pub mod compile;
+pub mod dns;
 pub mod policy;
 pub mod registry;
 pub mod route;
@@ -32,6 +34,7 @@ pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
 pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
+pub use dns::DnsName;
 pub use policy::{
     ClusterPolicy, ConnectionPool, ConsistentHash, HashAlgorithm, HashKey, OutlierDetection,
     TlsFiles, UpstreamTls, Warmup,

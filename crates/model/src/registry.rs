@@ -37,6 +37,8 @@ pub struct Service {
     pub kube_name: Option<String>,
     /// Cluster IP or ServiceEntry addresses (CIDRs included as written).
     pub addresses: Vec<String>,
+    /// The virtual IP given to a service without an IP address of its own ([`vips`]).
+    pub vip: Option<IpAddr>,
     pub ports: Vec<ServicePort>,
     pub location: ServiceEntryLocation,
     pub resolution: ServiceEntryResolution,
@@ -74,6 +76,15 @@ impl Service {
         self.ports.iter().find(|p| p.number == number)
     }
 
+    /// The address clients reach the service on: its first IP address as configured, else its
+    /// virtual IP.
+    pub fn cluster_ip(&self) -> Option<IpAddr> {
+        self.addresses
+            .iter()
+            .find_map(|a| a.parse::<IpAddr>().ok())
+            .or(self.vip)
+    }
+
     /// Whether a proxy in `namespace` may see this service.
     pub fn visible_from(&self, namespace: &str) -> bool {
         self.export_to
@@ -101,6 +112,7 @@ impl Registry {
             s.endpoints.dedup();
         }
         services.sort_by(|a, b| (&a.hostname, &a.namespace).cmp(&(&b.hostname, &b.namespace)));
+        vips::assign(&mut services);
         Registry { services }
     }
 
@@ -357,6 +369,7 @@ fn kube_service(
             .filter(|ip| ip.parse::<IpAddr>().is_ok())
             .cloned()
             .collect(),
+        vip: None,
         ports,
         location: ServiceEntryLocation::MeshInternal,
         resolution: ServiceEntryResolution::Static,
@@ -443,6 +456,7 @@ fn service_entry(
             namespace: ns.to_string(),
             kube_name: None,
             addresses: se.addresses.clone(),
+            vip: None,
             ports: ports.iter().map(|(p, _)| p.clone()).collect(),
             location: se.location,
             resolution: se.resolution,
@@ -464,6 +478,8 @@ fn push_se_endpoints(
         out.push(endpoint(p.number, port, w));
     }
 }
+
+pub mod vips;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
+use crate::dns::DnsName;
 use crate::route::{RouteTable, WeightedCluster};
 
 /// Everything one proxy serves. Immutable once built: the proxy swaps whole snapshots.
@@ -24,6 +25,9 @@ pub struct ProxySnapshot {
     pub route_tables: Vec<RouteTable>,
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// Names the sidecar's DNS proxy answers, sorted (see [`crate::dns`]); empty for gateways.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<DnsName>,
     /// Clusters whose connections carry mesh mTLS (Istio's auto mTLS / `ISTIO_MUTUAL`), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mesh_tls: Vec<MeshTlsOrigination>,

@@ -222,4 +222,6 @@ pub enum ProxyError {
     },
     #[error("cannot start the admin thread: {0}")]
     AdminThread(std::io::Error),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
 }

@@ -16,6 +16,7 @@
 //! - [`error`]: failures by side, named by Istio response flag.
 //! - [`metrics`], [`admin`]: Prometheus metrics; the admin (:15000) and health (:15021) servers.
 //! - [`drain`]: graceful-then-forced shutdown.
+//! - [`dns`]: the sidecar's DNS proxy (mesh names from the snapshot, the rest relayed).
 //!
 //! [`start`] runs the proxy on the caller's tokio runtime (the binary picks the worker count)
 //! and the admin servers on a thread of their own.
@@ -25,10 +26,12 @@
 //! | snapshot's       | listeners: HTTP/1.1 + h2c, h2c only, TCP, TLS passthrough, sniffing |
 //! | 127.0.0.1:15000  | admin: `/config_dump` `/stats` `/stats/prometheus` `/clusters[?format=json]` `/ready` `/logging` `/certs` `POST /certs/rotate` `POST /drain_listeners` `POST /quitquitquit` |
 //! | 0.0.0.0:15021    | health: `/healthz/ready` (503 while draining)                       |
+//! | 127.0.0.1:15053  | DNS proxy, UDP and TCP, when configured (sidecars)                  |
 
 pub mod admin;
 pub mod capture;
 pub mod certs;
+pub mod dns;
 pub mod drain;
 pub mod error;
 pub mod h1guard;
@@ -88,6 +91,8 @@ pub struct ProxyConfig {
     pub limits: Limits,
     /// Seed for traffic splits and load balancing; `None` uses per-thread generators.
     pub seed: Option<u64>,
+    /// The DNS proxy, answering from the snapshot's name table; `None`: no DNS proxy.
+    pub dns: Option<dns::DnsConfig>,
     /// The workload certificate, for mesh mTLS; `None` serves plain text only (STRICT ports
     /// then refuse everything).
     pub certs: Option<Arc<certs::CertManager>>,
@@ -100,6 +105,7 @@ impl Default for ProxyConfig {
             health_addr: SocketAddr::from(([0, 0, 0, 0], 15021)),
             limits: Limits::default(),
             seed: None,
+            dns: None,
             certs: None,
         }
     }
@@ -131,6 +137,7 @@ pub struct ProxyHandle {
     reconciled: watch::Receiver<listeners::Reconciled>,
     admin_addr: SocketAddr,
     health_addr: SocketAddr,
+    dns_addr: Option<SocketAddr>,
 }
 
 /// Validates `snapshot`, binds its listeners and the admin servers, and starts serving.
@@ -168,12 +175,23 @@ pub async fn start(
         config.admin_addr,
         config.health_addr,
     )?;
+    let dns_addr = match config.dns {
+        Some(dns) => {
+            let names: Arc<dyn dns::Names> = Arc::new(shared.clone());
+            let server = dns::DnsServer::start(dns, names).await?;
+            let addr = server.local_addr();
+            server.stop_on_drain(shared.clone());
+            Some(addr)
+        }
+        None => None,
+    };
     Ok(ProxyHandle {
         shared,
         listeners,
         reconciled,
         admin_addr,
         health_addr,
+        dns_addr,
     })
 }
 
@@ -189,6 +207,11 @@ impl ProxyHandle {
 
     pub fn health_addr(&self) -> SocketAddr {
         self.health_addr
+    }
+
+    /// The DNS proxy's address (UDP and TCP), when it runs.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns_addr
     }
 
     /// Swaps in a new snapshot: requests already routed finish on the old one. Returns once

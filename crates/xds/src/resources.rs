@@ -2,7 +2,7 @@
 //! together.
 //!
 //! Each snapshot section is one xDS type ([`SECTIONS`], in the order a push sends them: CDS,
-//! EDS, MTLS, RDS, LDS, what is referred to before what refers to it). A cluster's endpoints are their own resource, named like the cluster, so an endpoint
+//! EDS, MTLS, NDS, RDS, LDS, what is referred to before what refers to it). A cluster's endpoints are their own resource, named like the cluster, so an endpoint
 //! change sends one small update instead of the cluster. Adding a section (a DNS name table,
 //! inbound listeners...) is one more [`Section`] entry with a split and a merge function.
 //!
@@ -27,6 +27,7 @@ pub const ENDPOINTS: &str = "type.bowline.dev/bowline.model.ClusterEndpoints";
 pub const LISTENER: &str = "type.bowline.dev/bowline.model.Listener";
 pub const MESH_TLS: &str = "type.bowline.dev/bowline.model.MeshTlsOrigination";
 pub const ROUTE_TABLE: &str = "type.bowline.dev/bowline.model.RouteTable";
+pub const NAME_TABLE: &str = "type.bowline.dev/bowline.model.DnsName";
 
 /// A resource as stored and sent: its body and the version that names that body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +131,18 @@ pub static SECTIONS: &[Section] = &[
             Ok(())
         },
     },
+    // Istio's NDS: the DNS proxy's names, one resource per name so a new service adds a few.
+    Section {
+        type_url: NAME_TABLE,
+        short: "NDS",
+        label: "nds",
+        split: |s| split_named(NAME_TABLE, &s.dns, |n| &n.name),
+        merge: |s, r| {
+            // Resources come back ordered by name, which is the order lookups rely on.
+            s.dns = merge_all::<model::DnsName>("NDS", r)?;
+            Ok(())
+        },
+    },
     Section {
         type_url: ROUTE_TABLE,
         short: "RDS",
@@ -172,6 +185,7 @@ fn every_field_has_a_section(s: ProxySnapshot) {
         route_tables: _,
         clusters: _,
         mesh_tls: _,
+        dns: _,
     } = s;
 }
 
@@ -348,6 +362,16 @@ mod tests {
                 subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/a".into()],
                 sni: "outbound_.80_._.a".into(),
             }],
+            dns: vec![
+                model::DnsName {
+                    name: "a".into(),
+                    addresses: vec!["10.96.0.1".parse().unwrap()],
+                },
+                model::DnsName {
+                    name: "a.default.svc.cluster.local".into(),
+                    addresses: vec!["10.96.0.1".parse().unwrap()],
+                },
+            ],
         }
     }
 
@@ -375,20 +399,21 @@ mod tests {
     #[test]
     fn missing_pieces_are_incomplete_not_errors() {
         let g = Generated::new(&snapshot(1), "v".into(), Instant::now(), None).unwrap();
+        let at = |url: &str| section(url).expect("a section").0;
         let mut t = types(&g);
-        t[1].clear();
+        t[at(ENDPOINTS)].clear();
         assert!(matches!(
             assemble("v", &t),
             Err(ResourceError::Incomplete(_))
         ));
         let mut t = types(&g);
-        t[3].clear();
+        t[at(ROUTE_TABLE)].clear();
         assert!(matches!(
             assemble("v", &t),
             Err(ResourceError::Incomplete(_))
         ));
         let mut t = types(&g);
-        t[4].get_mut("0.0.0.0_80").unwrap().body = Bytes::from_static(b"{\"name\":1}");
+        t[at(LISTENER)].get_mut("0.0.0.0_80").unwrap().body = Bytes::from_static(b"{\"name\":1}");
         assert!(matches!(
             assemble("v", &t),
             Err(ResourceError::Decode { .. })

@@ -17,11 +17,18 @@ use tonic::Streaming;
 use xds::client::{ClientError, Connection, Rejection};
 use xds::pb::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use xds::pb::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, ErrorDetail, Node};
-use xds::resources::{CLUSTER, ENDPOINTS, LISTENER, MESH_TLS, ROUTE_TABLE};
+use xds::resources::{CLUSTER, ENDPOINTS, LISTENER, MESH_TLS, NAME_TABLE, ROUTE_TABLE};
 use xds::server::BoxFuture;
 use xds::{Generated, Provider, SyncTable};
 
-const TYPES: [&str; 5] = [CLUSTER, ENDPOINTS, MESH_TLS, ROUTE_TABLE, LISTENER];
+const TYPES: [&str; 6] = [
+    CLUSTER,
+    ENDPOINTS,
+    MESH_TLS,
+    NAME_TABLE,
+    ROUTE_TABLE,
+    LISTENER,
+];
 
 /// Serves whatever snapshot the test sets, to every proxy.
 struct Fixed {
@@ -94,6 +101,7 @@ fn snapshot(a_port: u16, listener_port: u16) -> ProxySnapshot {
         }],
         clusters: vec![cluster("a", a_port), cluster("b", 2)],
         mesh_tls: vec![],
+        dns: vec![],
     }
 }
 
@@ -441,7 +449,7 @@ async fn a_reconnecting_proxy_gets_only_what_it_lacks() {
     );
     let e = s.next().await;
     assert_eq!(names(&e), vec!["a"]);
-    for t in [MESH_TLS, ROUTE_TABLE, LISTENER] {
+    for t in [MESH_TLS, NAME_TABLE, ROUTE_TABLE, LISTENER] {
         let r = s.next().await;
         assert_eq!(
             (r.type_url.as_str(), r.resources.len()),

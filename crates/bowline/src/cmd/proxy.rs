@@ -50,6 +50,18 @@ pub struct Args {
     /// balancing and failover
     #[arg(long, default_value = "", requires = "compiled")]
     locality: String,
+    /// With --config-dir: listener ports served on another port, `80=8080,443=8443` (before
+    /// --port-offset, which applies to the other ports)
+    #[arg(long, default_value = "", requires = "config_dir")]
+    port_map: String,
+    /// Run the DNS proxy here (UDP and TCP), answering the mesh's service names from this proxy's
+    /// config and relaying the rest (a sidecar's 127.0.0.1:15053)
+    #[arg(long, value_name = "ADDR")]
+    dns_addr: Option<SocketAddr>,
+    /// Resolver the DNS proxy relays other names to (repeatable) [default: the nameservers of
+    /// /etc/resolv.conf as read at start]
+    #[arg(long, value_name = "ADDR", requires = "dns_addr")]
+    dns_upstream: Vec<SocketAddr>,
     /// With --config-dir and --role sidecar: traffic is captured by iptables (Istio's
     /// istio-iptables rules in the pod), so serve the virtual outbound (15001) and inbound (15006)
     /// listeners, dispatching by original destination; run as uid 1337 in the pod's network
@@ -96,6 +108,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let log_levels = init_logging();
     // Checked before anything starts so a typo fails fast rather than on the first reload.
     let identity = identity(&args)?;
+    let dns = dns_config(&args)?;
     if args.capture && matches!(args.role, RoleArg::Gateway) {
         anyhow::bail!("--capture is for sidecars: gateways are not behind traffic capture");
     }
@@ -169,6 +182,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             admin_addr: args.admin_addr,
             health_addr: args.health_addr,
             seed: args.seed,
+            dns,
             certs,
             ..Default::default()
         };
@@ -309,6 +323,8 @@ fn identity(args: &Args) -> Result<Identity> {
             labels,
             port_offset: args.port_offset,
             locality: args.locality.clone(),
+            port_map: port_map(&args.port_map)?,
+            version: String::new(),
             capture: args.capture,
             pod_ip: args.pod_ip,
             service_account: args.service_account.clone().unwrap_or_else(|| {
@@ -326,6 +342,33 @@ fn identity(args: &Args) -> Result<Identity> {
             .map(|d| d.display().to_string())
             .unwrap_or_default(),
     })
+}
+
+fn port_map(text: &str) -> Result<std::collections::BTreeMap<u16, u16>> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let parsed = pair
+            .split_once('=')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+        let (from, to) =
+            parsed.with_context(|| format!("--port-map: `{pair}` is not PORT=PORT"))?;
+        map.insert(from, to);
+    }
+    Ok(map)
+}
+
+/// The DNS proxy's upstreams are read now, before anything else: a sidecar started in a pod
+/// still sees the resolv.conf it was started with.
+fn dns_config(args: &Args) -> Result<Option<proxy::dns::DnsConfig>> {
+    let Some(addr) = args.dns_addr else {
+        return Ok(None);
+    };
+    let upstreams = if args.dns_upstream.is_empty() {
+        proxy::dns::upstreams_from_resolv_conf("/etc/resolv.conf")?
+    } else {
+        args.dns_upstream.clone()
+    };
+    Ok(Some(proxy::dns::DnsConfig { addr, upstreams }))
 }
 
 /// Applies every new config version until the store stops. Versions that pile up while one

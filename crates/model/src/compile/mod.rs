@@ -76,6 +76,10 @@ pub struct ProxyIdentity {
     /// unprivileged port. Routing still sees the configured port.
     #[serde(default)]
     pub port_offset: i32,
+    /// Listener ports served on another port, before `port_offset` (which then applies to the
+    /// rest): the local mesh serves a Gateway's 80 and 443 on 8080 and 8443, as Istio's ingress
+    /// Service maps them to its pod's targetPorts.
+    pub port_map: BTreeMap<u16, u16>,
     /// Becomes the snapshot's version.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
@@ -113,6 +117,7 @@ impl ProxyIdentity {
             namespace: namespace.to_string(),
             labels: BTreeMap::new(),
             port_offset: 0,
+            port_map: BTreeMap::new(),
             version: String::new(),
             locality: String::new(),
             capture: false,
@@ -209,6 +214,10 @@ pub fn compile(
     clusters.extend(extra_clusters);
     let mut mesh_tls = std::mem::take(&mut cx.mesh_tls);
     mesh_tls.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    let dns = match proxy.role {
+        Role::Sidecar => crate::dns::name_table(&cx.registry, &proxy.namespace),
+        Role::Gateway => Vec::new(),
+    };
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
     route_tables.sort_by(|a, b| a.name.cmp(&b.name));
     let snapshot = ProxySnapshot {
@@ -216,6 +225,7 @@ pub fn compile(
         listeners,
         route_tables,
         clusters,
+        dns,
         mesh_tls,
     };
     Runtime::build(snapshot.clone())?;
@@ -246,6 +256,9 @@ impl<'a> Cx<'a> {
     }
 
     fn listener_port(&self, port: u16) -> Result<u16, CompileError> {
+        if let Some(mapped) = self.proxy.port_map.get(&port) {
+            return Ok(*mapped);
+        }
         let shifted = i64::from(port) + i64::from(self.proxy.port_offset);
         u16::try_from(shifted)
             .ok()

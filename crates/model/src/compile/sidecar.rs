@@ -146,7 +146,8 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
 fn service_ips(s: &Service, all: bool) -> Vec<IpAddr> {
     let ips = s.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok());
     if all {
-        ips.collect()
+        // With capture, the auto-allocated VIP a client got from the DNS proxy leads here too.
+        ips.chain(s.vip).collect()
     } else {
         ips.take(1).collect()
     }
@@ -170,6 +171,8 @@ fn domains(s: &Service, port: u16, proxy_ns: &str) -> Vec<String> {
             .filter(|a| a.parse::<IpAddr>().is_ok())
             .cloned(),
     );
+    // A client that resolved the name through the DNS proxy may send the VIP as Host.
+    names.extend(s.vip.map(|v| v.to_string()));
     let mut out = Vec::new();
     for n in names {
         out.push(format!("{n}:{port}"));

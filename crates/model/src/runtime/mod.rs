@@ -82,6 +82,8 @@ pub struct Runtime {
     pub clusters: Vec<RuntimeCluster>,
     /// Mesh mTLS origination per cluster (same index as `clusters`).
     pub mesh_tls: Vec<Option<RuntimeMeshTls>>,
+    /// The DNS proxy's name table, sorted by name (as compiled) for binary search.
+    pub dns: Vec<crate::DnsName>,
     cluster_index: HashMap<String, usize>,
     /// Listener name → index: looked up once per request.
     listener_index: HashMap<String, usize>,
@@ -475,6 +477,7 @@ impl Runtime {
             tables,
             clusters,
             mesh_tls,
+            dns: std::mem::take(&mut snapshot.dns),
             cluster_index,
             listener_index: names,
         })
