@@ -10,6 +10,19 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// A free port below Linux's ephemeral range (32768-60999): a port the OS handed out for `:0`
+/// can be handed out again as the source port of the test's own `connect` while the server is
+/// still starting, and the server's bind then fails.
+fn free_port_outside_ephemeral_range(taken: &[u16]) -> u16 {
+    let mut candidate = 20_000 + (std::process::id() % 10_000) as u16;
+    loop {
+        if !taken.contains(&candidate) && TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            return candidate;
+        }
+        candidate = 20_000 + (candidate - 20_000 + 7) % 10_000;
+    }
+}
+
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_bowline"))
         .arg("demo-app")
@@ -74,15 +87,8 @@ fn serves_until_sigterm_then_exits_zero() {
 
 #[test]
 fn tcp_echo_listens_on_every_port_given() {
-    // Hold both listeners while picking, so the two ports differ.
-    let held = [
-        TcpListener::bind("127.0.0.1:0").expect("bind"),
-        TcpListener::bind("127.0.0.1:0").expect("bind"),
-    ];
-    let ports = held
-        .each_ref()
-        .map(|l| l.local_addr().expect("addr").port());
-    drop(held);
+    let first = free_port_outside_ephemeral_range(&[]);
+    let ports = [first, free_port_outside_ephemeral_range(&[first])];
     let child = spawn(&[
         "tcp-echo",
         "--port",
