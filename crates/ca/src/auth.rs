@@ -88,7 +88,7 @@ impl BootstrapTokens {
             .create(dir)
             .map_err(|source| FileError::Write {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?;
         let mut entries = Vec::new();
         for ns_dir in read_dir(dir)? {
@@ -137,7 +137,7 @@ impl BootstrapTokens {
                 .create(parent)
                 .map_err(|source| FileError::Write {
                     path: parent.to_path_buf(),
-                    source,
+                    cause: source,
                 })?;
         }
         files::write_atomic(&path, format!("{text}\n").as_bytes(), 0o600)?;
@@ -157,7 +157,13 @@ impl BootstrapTokens {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(FileError::Write { path, source }.into()),
+            Err(source) => {
+                return Err(FileError::Write {
+                    path,
+                    cause: source,
+                }
+                .into())
+            }
         }
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let before = entries.len();
@@ -195,7 +201,7 @@ impl Authenticator for BootstrapTokens {
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, TokenError> {
     let err = |source| FileError::Read {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(err)? {

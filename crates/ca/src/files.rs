@@ -17,10 +17,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 /// A CA file that could not be read, parsed or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    // `cause`, not `source`: the I/O reason is part of this message, and as an error source too
+    // it would print twice in a cause chain (`error: ...: {:#}`).
+    #[error("cannot read {path}: {cause}")]
+    Read { path: PathBuf, cause: io::Error },
+    #[error("cannot write {path}: {cause}")]
+    Write { path: PathBuf, cause: io::Error },
     #[error(
         "{path}: the private key is encrypted; Bowline cannot ask for a passphrase, so store it \
          decrypted (openssl pkey -in {path} -out <new file>) with 0600 permissions"
@@ -45,7 +47,7 @@ pub enum FileError {
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>, FileError> {
     fs::read(path).map_err(|source| FileError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -163,7 +165,7 @@ fn der_tlv(tag: u8, value: &[u8]) -> Vec<u8> {
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), FileError> {
     let err = |source| FileError::Write {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let name = path
         .file_name()

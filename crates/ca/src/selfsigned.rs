@@ -93,7 +93,7 @@ fn create(
 ) -> Result<SigningMaterial, CaError> {
     fs::create_dir_all(dir).map_err(|source| FileError::Write {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::default();

@@ -38,13 +38,15 @@ const SERVING_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
-    #[error("opening the CA: {0}")]
+    // The cause is the source, not part of this message: `bowline control` prints the whole
+    // chain, and the CA's reason (which names the file) should read once.
+    #[error("opening the CA")]
     Ca(#[from] ca::CaError),
     #[error("trust domain: {0}")]
     TrustDomain(#[from] ca::IdentityError),
     #[error("bootstrap tokens: {0}")]
     Tokens(#[from] ca::auth::TokenError),
-    #[error("issuing the control plane's serving certificate: {0}")]
+    #[error("issuing the control plane's serving certificate")]
     Serving(#[from] ca::SignError),
     #[error("creating the state directory {path}: {source}")]
     StateDir {
