@@ -22,7 +22,7 @@ fn service(i: usize, endpoints: usize) -> String {
             n & 0xff
         ));
     }
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         s.push_str(&format!(
             "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: dr-{i}, namespace: bench}}\nspec:\n  host: svc-{i}\n  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}\n"
         ));
