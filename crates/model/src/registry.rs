@@ -118,22 +118,38 @@ impl Registry {
 
     /// The service `host` names for a proxy in `namespace`: visible ones only, the one in the
     /// proxy's own namespace first (Istio's rule when several namespaces define a host).
+    /// `services` is sorted by hostname ([`Self::build`]), so this is a binary search: the
+    /// compile looks up every cluster's host and must stay linear in the service count.
     pub fn lookup(&self, namespace: &str, host: &str) -> Option<&Service> {
-        let candidates = || {
-            self.services
-                .iter()
-                .filter(move |s| s.hostname == host && s.visible_from(namespace))
-        };
-        candidates()
+        let candidates = self
+            .same_host(host)
+            .iter()
+            .filter(|s| s.visible_from(namespace));
+        candidates
+            .clone()
             .find(|s| s.namespace == namespace)
-            .or_else(|| candidates().next())
+            .or_else(|| candidates.clone().next())
+    }
+
+    /// The services named `host`, in every namespace, in registry order.
+    fn same_host(&self, host: &str) -> &[Service] {
+        let start = self
+            .services
+            .partition_point(|s| s.hostname.as_str() < host);
+        let len = self.services[start..]
+            .iter()
+            .take_while(|s| s.hostname == host)
+            .count();
+        &self.services[start..start + len]
     }
 
     /// Services a proxy in `namespace` sees, sorted and without hostname duplicates.
     pub fn visible(&self, namespace: &str) -> Vec<&Service> {
         let mut out: Vec<&Service> = Vec::new();
         for s in &self.services {
-            if s.visible_from(namespace) && !out.iter().any(|o| o.hostname == s.hostname) {
+            // Sorted by hostname: a duplicate can only follow the service already taken.
+            let taken = out.last().is_some_and(|o| o.hostname == s.hostname);
+            if s.visible_from(namespace) && !taken {
                 if let Some(chosen) = self.lookup(namespace, &s.hostname) {
                     out.push(chosen);
                 }

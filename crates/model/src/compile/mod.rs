@@ -35,6 +35,7 @@ pub use capture::{
     VIRTUAL_OUTBOUND,
 };
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
@@ -195,6 +196,8 @@ pub fn compile(
         clusters: BTreeSet::new(),
         mesh_tls: Vec::new(),
         need_passthrough: false,
+        rule_index: OnceCell::new(),
+        visible_virtual_services: OnceCell::new(),
     };
     let mut extra_clusters = Vec::new();
     let (mut listeners, mut route_tables) = match proxy.role {
@@ -248,6 +251,10 @@ struct Cx<'a> {
     mesh_tls: Vec<MeshTlsOrigination>,
     /// Some route or the capture fallback sends traffic to PassthroughCluster.
     need_passthrough: bool,
+    /// Lookup structures built on first use, once per compile: per-cluster and per-service
+    /// lookups must not scan every resource.
+    rule_index: OnceCell<policy::RuleIndex<'a>>,
+    visible_virtual_services: OnceCell<Vec<(&'a Resource, &'a api::types::VirtualService)>>,
 }
 
 impl<'a> Cx<'a> {
@@ -272,14 +279,18 @@ impl<'a> Cx<'a> {
     /// VirtualServices visible to this proxy, in name order.
     fn virtual_services(&self) -> Vec<(&'a Resource, &'a api::types::VirtualService)> {
         let ns = self.proxy.namespace.as_str();
-        self.resources
-            .iter()
-            .filter_map(|r| match &r.spec {
-                Spec::VirtualService(vs) => Some((*r, vs.as_ref())),
-                _ => None,
+        self.visible_virtual_services
+            .get_or_init(|| {
+                self.resources
+                    .iter()
+                    .filter_map(|r| match &r.spec {
+                        Spec::VirtualService(vs) => Some((*r, vs.as_ref())),
+                        _ => None,
+                    })
+                    .filter(|(r, vs)| exported_to(&vs.export_to, r.namespace(), ns))
+                    .collect()
             })
-            .filter(|(r, vs)| exported_to(&vs.export_to, r.namespace(), ns))
-            .collect()
+            .clone()
     }
 
     /// The cluster a route destination names, registering it for [`Self::build_clusters`].

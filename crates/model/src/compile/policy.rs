@@ -13,7 +13,7 @@
 //! - Locality: with outlier detection, endpoints get failover priorities by locality (or
 //!   `failoverPriority` labels); `distribute` reweights localities instead and works without it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use api::analyze::hosts::{host_matches, to_fqdn};
 use api::types::{
@@ -46,6 +46,71 @@ pub(super) struct Compiled {
     pub locality: Option<LocalityLoadBalancerSetting>,
 }
 
+/// The DestinationRules this proxy may see, by namespace, with exact hosts indexed: built once
+/// per compile so finding a cluster's rule does not scan every resource (a sidecar has a
+/// cluster per service, so a scan would make the compile quadratic in the service count).
+#[derive(Default)]
+pub(super) struct RuleIndex<'a> {
+    namespaces: HashMap<&'a str, NsRules<'a>>,
+}
+
+#[derive(Default)]
+struct NsRules<'a> {
+    /// In resource order; the positions below point here.
+    rules: Vec<(&'a Resource, &'a DestinationRule, String)>,
+    exact: HashMap<String, Vec<usize>>,
+    wildcard: Vec<usize>,
+}
+
+impl<'a> RuleIndex<'a> {
+    fn build(cx: &Cx<'a>) -> Self {
+        let proxy_ns = cx.proxy.namespace.as_str();
+        let default_export = cx.mesh.default_destination_rule_export_to();
+        let mut namespaces: HashMap<&'a str, NsRules<'a>> = HashMap::new();
+        for &r in &cx.resources {
+            let Spec::DestinationRule(dr) = &r.spec else {
+                continue;
+            };
+            let export = if dr.export_to.is_empty() {
+                &default_export
+            } else {
+                &dr.export_to
+            };
+            if !exported_to(export, r.namespace(), proxy_ns) {
+                continue;
+            }
+            let ns = namespaces.entry(r.namespace()).or_default();
+            let host = to_fqdn(r.namespace(), &dr.host);
+            let at = ns.rules.len();
+            if host.starts_with('*') {
+                ns.wildcard.push(at);
+            } else {
+                ns.exact.entry(host.clone()).or_default().push(at);
+            }
+            ns.rules.push((r, dr.as_ref(), host));
+        }
+        RuleIndex { namespaces }
+    }
+
+    /// The rules of `ns` whose host matches `host`, in resource order.
+    fn matching(&self, ns: &str, host: &str) -> Vec<(&'a Resource, &'a DestinationRule, String)> {
+        let Some(rules) = self.namespaces.get(ns) else {
+            return Vec::new();
+        };
+        let mut at: Vec<usize> = if host.starts_with('*') {
+            // A wildcard host can match exact rule hosts too: rare, so scan.
+            (0..rules.rules.len()).collect()
+        } else {
+            let mut at = rules.exact.get(host).cloned().unwrap_or_default();
+            at.extend(rules.wildcard.iter().copied());
+            at.sort_unstable();
+            at
+        };
+        at.retain(|i| host_matches(&rules.rules[*i].2, host));
+        at.into_iter().map(|i| rules.rules[i].clone()).collect()
+    }
+}
+
 impl<'a> Cx<'a> {
     /// The (merged) DestinationRule for `host` as this proxy sees it.
     pub(super) fn destination_rule(
@@ -55,35 +120,14 @@ impl<'a> Cx<'a> {
     ) -> Option<Rule<'a>> {
         let proxy_ns = self.proxy.namespace.as_str();
         let root = self.mesh.root_namespace();
-        let default_export = self.mesh.default_destination_rule_export_to();
-        let all: Vec<(&'a Resource, &'a DestinationRule)> = self
-            .resources
-            .iter()
-            .filter_map(|r| match &r.spec {
-                Spec::DestinationRule(dr) => Some((*r, dr.as_ref())),
-                _ => None,
-            })
-            .collect();
-        let visible = |r: &Resource, dr: &DestinationRule| {
-            let export = if dr.export_to.is_empty() {
-                &default_export
-            } else {
-                &dr.export_to
-            };
-            exported_to(export, r.namespace(), proxy_ns)
-        };
+        let index = self.rule_index.get_or_init(|| RuleIndex::build(self));
         let mut namespaces = vec![proxy_ns];
         namespaces.extend(service_ns.filter(|s| *s != proxy_ns));
         if !namespaces.contains(&root) {
             namespaces.push(root);
         }
         for ns in namespaces {
-            let in_ns: Vec<_> = all
-                .iter()
-                .filter(|(r, dr)| r.namespace() == ns && visible(r, dr))
-                .map(|(r, dr)| (*r, *dr, to_fqdn(r.namespace(), &dr.host)))
-                .filter(|(_, _, h)| host_matches(h, host))
-                .collect();
+            let in_ns = index.matching(ns, host);
             let Some(best) = most_specific(in_ns.iter().map(|(_, _, h)| h.as_str()), host) else {
                 continue;
             };

@@ -220,3 +220,48 @@ spec:
     assert_eq!(visible.len(), 1);
     assert_eq!(visible[0].namespace, "zzz");
 }
+
+/// A host defined in several namespaces, among hosts sorting before and after it: the lookup
+/// (a binary search over the sorted services) finds the proxy's own namespace's first, else the
+/// first visible one, and `visible` keeps one service per hostname.
+#[test]
+fn lookup_among_namespaces_and_neighbours() {
+    let se = |name: &str, ns: &str, host: &str, export: &str| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  hosts: [{host}]\n  exportTo: [\"{export}\"]\n  resolution: STATIC\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  endpoints: [{{address: 10.0.0.1}}]\n"
+        )
+    };
+    let yaml = [
+        se("a", "one", "a.example.com", "*"),
+        se("m1", "one", "m.example.com", "*"),
+        se("m2", "two", "m.example.com", "*"),
+        se("m3", "three", "m.example.com", "."),
+        se("z", "two", "z.example.com", "*"),
+    ]
+    .concat();
+    let (reg, warnings) = registry(&yaml);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let ns_of =
+        |proxy_ns: &str, host: &str| reg.lookup(proxy_ns, host).map(|s| s.namespace.as_str());
+    assert_eq!(ns_of("two", "m.example.com"), Some("two"));
+    assert_eq!(ns_of("three", "m.example.com"), Some("three"));
+    // Not defined in `four`, and `three`'s is private: the first visible, in namespace order.
+    assert_eq!(ns_of("four", "m.example.com"), Some("one"));
+    assert_eq!(ns_of("four", "a.example.com"), Some("one"));
+    assert_eq!(ns_of("four", "z.example.com"), Some("two"));
+    assert_eq!(ns_of("four", "n.example.com"), None);
+    assert_eq!(ns_of("four", "zz.example.com"), None);
+    let visible: Vec<(&str, &str)> = reg
+        .visible("three")
+        .iter()
+        .map(|s| (s.hostname.as_str(), s.namespace.as_str()))
+        .collect();
+    assert_eq!(
+        visible,
+        [
+            ("a.example.com", "one"),
+            ("m.example.com", "three"),
+            ("z.example.com", "two")
+        ]
+    );
+}
