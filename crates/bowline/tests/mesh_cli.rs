@@ -113,6 +113,34 @@ fn up_run_exec_and_a_clean_stop() {
         200
     );
 
+    // Every proxy follows the control plane: the gateway and both sidecars are connected with
+    // every type acknowledged; the pod without a sidecar is not a proxy.
+    let status = text(&bowline(&["proxy-status"]));
+    for proxy in [
+        "istio-ingressgateway.istio-system",
+        "httpbin.default",
+        "sleep.default",
+    ] {
+        let row = status
+            .lines()
+            .find(|l| l.starts_with(proxy))
+            .unwrap_or_else(|| panic!("{proxy} missing from proxy-status:\n{status}"));
+        let states: Vec<&str> = row.split_whitespace().skip(2).take(6).collect();
+        assert!(
+            states.len() == 6 && states.iter().all(|s| *s == "SYNCED"),
+            "{proxy} not synced:\n{status}"
+        );
+    }
+    assert!(!status.contains("httpbin.legacy"), "{status}");
+    // The sidecar's own copy of its token is the proxy uid's alone; the control plane's state
+    // (CA key, tokens) stays root's.
+    use std::os::unix::fs::MetadataExt;
+    let token = std::fs::metadata("/run/bowline/mesh/secrets/default.sleep/istio-token")
+        .expect("the sleep sidecar's token");
+    assert_eq!((token.uid(), token.mode() & 0o777), (1337, 0o600));
+    let state = std::fs::metadata("/run/bowline/mesh/control").expect("the control plane state");
+    assert_eq!(state.uid(), 0);
+
     // A second run of the same pod name is refused while the first owns it.
     let dup = bowline(&["run", "--name", "sleep", "--", "sleep", "1"]);
     assert!(!dup.status.success());
@@ -225,5 +253,16 @@ fn a_crashed_control_plane_or_gateway_is_started_again() {
         "the control plane answers again",
         Duration::from_secs(20),
         || bowline(&["get", "pods", "-A"]).status.success(),
+    );
+    // The new gateway follows the new control plane.
+    eventually(
+        "the gateway is synced again",
+        Duration::from_secs(20),
+        || {
+            let status = text(&bowline(&["proxy-status"]));
+            status
+                .lines()
+                .any(|l| l.starts_with("istio-ingressgateway.istio-system") && l.contains("SYNCED"))
+        },
     );
 }

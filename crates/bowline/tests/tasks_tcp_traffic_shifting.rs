@@ -26,8 +26,33 @@ fn twos(n: usize) -> usize {
     (0..n).filter(|_| echo().as_deref() == Some("two")).count()
 }
 
+/// The gateway's row of `bowline proxy-status`: (push version, every type SYNCED).
+fn gateway_sync() -> Option<(String, bool)> {
+    let status = text(&bowline(&["proxy-status"]));
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("istio-ingressgateway.istio-system"))?;
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    let version = cols.get(cols.len().checked_sub(2)?)?.to_string();
+    let synced = !row.contains("STALE") && !row.contains("NOT SENT");
+    Some((version, synced))
+}
+
+/// Applies `file` and waits until the control plane has pushed it to the gateway and the
+/// gateway acknowledged it: an apply is visible in the control plane at once, but reaches
+/// proxies with the next push (as `kubectl apply` and istiod).
+fn apply_to_gateway(mesh: &Mesh, file: &Path) {
+    let before = gateway_sync().map(|(v, _)| v);
+    mesh.apply(file);
+    eventually(
+        "the gateway has the push",
+        Duration::from_secs(20),
+        || matches!(gateway_sync(), Some((v, true)) if Some(&v) != before.as_ref()),
+    );
+}
+
 fn check(mesh: &Mesh, all_v1: &Path, twenty: &Path) {
-    mesh.apply(all_v1);
+    apply_to_gateway(mesh, all_v1);
     eventually(
         "the gateway's TCP port answers",
         Duration::from_secs(20),
@@ -36,7 +61,7 @@ fn check(mesh: &Mesh, all_v1: &Path, twenty: &Path) {
     for _ in 0..20 {
         assert_eq!(echo().as_deref(), Some("one"));
     }
-    mesh.apply(twenty);
+    apply_to_gateway(mesh, twenty);
     eventually("some connections reach v2", Duration::from_secs(20), || {
         twos(20) > 0
     });

@@ -596,6 +596,20 @@ async fn a_workload_group_member_is_registered_while_connected_and_gets_its_cert
 async fn callers_without_a_token_or_for_another_identity_are_refused() {
     let dir = bookinfo_dir("refused", &block(4));
     let control = Control::start(&dir, "127.0.0.1:0", &[]);
+    // Replicas of one workload ask for their first token together: all get the same one (a
+    // second issue would revoke the token handed to the first).
+    let grants: Vec<String> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..6)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (file, _) = control.token("default", "bookinfo-ratings");
+                    std::fs::read_to_string(file).unwrap()
+                })
+            })
+            .collect();
+        asks.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    assert!(grants.iter().all(|g| *g == grants[0]), "{grants:?}");
     let (token, root) = control.token("default", "bookinfo-reviews");
     let conn = xds::Connection {
         address: control.xds.clone(),

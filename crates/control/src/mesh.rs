@@ -96,6 +96,9 @@ pub struct MeshState {
     pub pusher: Arc<Pusher>,
     pub control_plane_id: String,
     trust_domain: TrustDomain,
+    /// One grant at a time: two first requests for one identity must not both issue, or the
+    /// second revokes the token the first handed out (replicas of a workload start together).
+    grants: tokio::sync::Mutex<()>,
 }
 
 impl MeshState {
@@ -107,6 +110,7 @@ impl MeshState {
         service_account: &str,
     ) -> Result<TokenGrant, MeshError> {
         let identity = ca::Identity::new(self.trust_domain.clone(), namespace, service_account)?;
+        let _one_at_a_time = self.grants.lock().await;
         let path = self.tokens.token_path(&identity);
         let existing = std::fs::read_to_string(&path).unwrap_or_default();
         let valid = !existing.is_empty()
@@ -203,6 +207,7 @@ impl Mesh {
                 pusher,
                 control_plane_id: opts.control_plane_id,
                 trust_domain,
+                grants: tokio::sync::Mutex::new(()),
             }),
             listener,
             local_addr,

@@ -1,5 +1,6 @@
 //! The control plane's API as the mesh uses it: apply YAML (`POST /apis/apply`), delete it, and
-//! ask whether a resource exists (`GET /apis/get`). One blocking HTTP/1.1 request per call over
+//! ask whether a resource exists (`GET /apis/get`), get a proxy's bootstrap token (`POST
+//! /apis/token`) and whether a proxy is in sync (`GET /debug/syncz`). One blocking HTTP/1.1 request per call over
 //! loopback: the mesh's own calls are few and small.
 
 use std::io::{Read, Write};
@@ -11,6 +12,13 @@ use serde_json::Value;
 use crate::Error;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The files of a bootstrap token grant.
+#[derive(Clone, Debug)]
+pub struct TokenGrant {
+    pub token_file: std::path::PathBuf,
+    pub root_cert_file: std::path::PathBuf,
+}
 
 /// A client of the control plane at one address.
 #[derive(Clone, Debug)]
@@ -75,6 +83,51 @@ impl ControlClient {
             .get("items")
             .and_then(Value::as_array)
             .is_some_and(|items| !items.is_empty()))
+    }
+
+    /// The bootstrap token of (`namespace`, `service_account`), issued on first use, and the
+    /// root certificate the control plane's serving certificate chains to: their files, which
+    /// only root may read.
+    pub fn token(&self, namespace: &str, service_account: &str) -> Result<TokenGrant, Error> {
+        let path = format!(
+            "/apis/token?namespace={}&serviceAccount={}",
+            encode(namespace),
+            encode(service_account)
+        );
+        let answer = self.json("POST", &path, "")?;
+        let file = |key: &str| {
+            answer
+                .get(key)
+                .and_then(Value::as_str)
+                .map(std::path::PathBuf::from)
+                .ok_or_else(|| self.error(format!("/apis/token answered without {key}")))
+        };
+        Ok(TokenGrant {
+            token_file: file("tokenFile")?,
+            root_cert_file: file("rootCertFile")?,
+        })
+    }
+
+    /// Whether the proxy named `pod.namespace` (Istio's node id `TYPE~IP~POD.NS~DOMAIN`) is
+    /// connected and has acknowledged the last response of every type it was sent.
+    pub fn synced(&self, name: &str) -> bool {
+        let Ok(rows) = self.json("GET", "/debug/syncz", "") else {
+            return false;
+        };
+        rows.as_array().into_iter().flatten().any(|row| {
+            let id = row.get("proxy").and_then(Value::as_str).unwrap_or("");
+            let types = row.get("types").and_then(Value::as_object);
+            id.split('~').nth(2) == Some(name)
+                && types.is_some_and(|t| {
+                    !t.is_empty()
+                        && t.values().all(|ty| {
+                            let field = |k: &str| ty.get(k).and_then(Value::as_str).unwrap_or("");
+                            !field("sentNonce").is_empty()
+                                && field("sentNonce") == field("ackedNonce")
+                                && ty.get("nack").is_none_or(Value::is_null)
+                        })
+                })
+        })
     }
 
     /// Whether the control plane answers `/ready` with 200.

@@ -2,14 +2,15 @@
 //! and how they find each other.
 //!
 //! - [`up`]: [`Mesh`], the running mesh of one `bowline up`: cleans leftovers of an earlier run,
-//!   brings the node network up, starts the control plane (`bowline control`) and the ingress
-//!   gateway (`bowline proxy --role gateway`) as child processes, relays DNS from the pod bridge
+//!   brings the node network up, starts the control plane (`bowline control --state-dir`: CA and
+//!   xDS on the bridge address) and the ingress gateway (`bowline proxy --role gateway
+//!   --xds-address`) as child processes, relays DNS from the pod bridge
 //!   to the host's resolvers, and takes it all down again.
 //! - [`pod`]: [`RunningPod`], one workload: a pod network namespace with Istio's capture, its Pod
 //!   (and, when missing, its Service) registered through the control plane, the sidecar as uid
 //!   1337 and the app, all stopped and removed together.
 //! - [`sidecar`]: the sidecar's command line, the one place that knows how a sidecar gets its
-//!   config (a config directory today, the xDS address later).
+//!   config (the control plane's xDS push, with a bootstrap token copied for the proxy uid).
 //! - [`names`]: the names the bridge's DNS relay answers for pods without a sidecar.
 //! - [`rundir`]: the state under `/run/bowline/mesh` that lets `run` and `exec` find the mesh.
 //! - [`client`]: the control plane's apply/get API, as `bowline apply` calls it.

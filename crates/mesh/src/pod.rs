@@ -3,8 +3,9 @@
 //! Start: a pod network namespace with Istio's capture (when it has a sidecar); the pod
 //! registered through the control plane as a Kubernetes Pod with its address, labels
 //! (`security.istio.io/tlsMode: istio` when it has a sidecar), service account and container
-//! ports, plus a Service named after its `app` label when none exists yet; the sidecar (uid 1337)
-//! until its health endpoint answers; then the app (as root, a uid the capture does not exempt)
+//! ports, plus a Service named after its `app` label when none exists yet; the sidecar (uid 1337,
+//! following the control plane's xDS push with its own copy of the bootstrap token) until its
+//! health endpoint answers and it has acknowledged its first push; then the app (as root, a uid the capture does not exempt)
 //! until each of its ports accepts. Stop: the app, the sidecar, the Pod resource, the namespace.
 //!
 //! A Pod rather than a WorkloadEntry, because Kubernetes Services select Pods in the registry (as
@@ -189,6 +190,7 @@ impl RunningPod {
             pod: pod.clone(),
             client: client.clone(),
             registered: None,
+            secrets: run_dir.pod_secrets(&spec.namespace, &spec.name),
         };
         if !spec.sidecar {
             legacy_dns(mesh, &pod, &spec.namespace)?;
@@ -196,7 +198,7 @@ impl RunningPod {
         let registered = register(&client, &spec, pod.ip).await?;
         partial.registered = Some(registered);
         let sidecar = if spec.sidecar {
-            Some(start_sidecar(mesh, &pod, &spec).await?)
+            Some(start_sidecar(mesh, run_dir, &pod, &spec).await?)
         } else {
             None
         };
@@ -259,6 +261,10 @@ impl RunningPod {
         );
         blocking(move || n.delete_pod(&name, &ns)).await??;
         let _ = std::fs::remove_dir_all(netns_etc(&self.pod.netns));
+        let _ = std::fs::remove_dir_all(
+            self.run_dir
+                .pod_secrets(&self.spec.namespace, &self.spec.name),
+        );
         self.run_dir
             .remove_pod(&self.spec.namespace, &self.spec.name);
         Ok(())
@@ -271,6 +277,7 @@ struct Partial {
     pod: Pod,
     client: ControlClient,
     registered: Option<String>,
+    secrets: std::path::PathBuf,
 }
 
 impl Drop for Partial {
@@ -282,6 +289,7 @@ impl Drop for Partial {
             tracing::warn!(error = %e, "could not remove a half-made pod");
         }
         let _ = std::fs::remove_dir_all(netns_etc(&self.pod.netns));
+        let _ = std::fs::remove_dir_all(&self.secrets);
     }
 }
 
@@ -333,15 +341,34 @@ async fn register(client: &ControlClient, spec: &PodSpec, ip: Ipv4Addr) -> Resul
     Ok(pod_yaml)
 }
 
-async fn start_sidecar(mesh: &MeshState, pod: &Pod, spec: &PodSpec) -> Result<Child, Error> {
+async fn start_sidecar(
+    mesh: &MeshState,
+    run_dir: &RunDir,
+    pod: &Pod,
+    spec: &PodSpec,
+) -> Result<Child, Error> {
+    let xds = mesh.xds.ok_or_else(|| {
+        Error::Invalid("the running mesh has no discovery server: restart `bowline up`".into())
+    })?;
+    let client = ControlClient::new(mesh.control);
+    let (c, ns, sa) = (
+        client.clone(),
+        spec.namespace.clone(),
+        spec.service_account.clone(),
+    );
+    let grant = blocking(move || c.token(&ns, &sa)).await??;
+    let dir = run_dir.pod_secrets(&spec.namespace, &spec.name);
+    let (token_file, root_cert) = blocking(move || proxy_secrets(&dir, &grant)).await??;
     let args = SidecarArgs {
         namespace: spec.namespace.clone(),
         labels: spec.pod_labels(),
         service_account: spec.service_account.clone(),
         pod_ip: pod.ip,
-        source: ConfigSource::Dir {
-            config_dir: mesh.config_dir.clone(),
-            ca_dir: mesh.ca_dir.clone(),
+        source: ConfigSource::Xds {
+            addr: xds,
+            root_cert,
+            token_file,
+            node_name: spec.name.clone(),
         },
         dns_upstream: mesh.dns_relay,
     };
@@ -355,12 +382,20 @@ async fn start_sidecar(mesh: &MeshState, pod: &Pod, spec: &PodSpec) -> Result<Ch
     let mut child = cmd.spawn().map_err(Error::io("starting the sidecar"))?;
     let health = SocketAddr::from((pod.ip, HEALTH_PORT));
     let what = format!("the sidecar of {}/{}", spec.namespace, spec.name);
+    // Ready once it serves and has acknowledged the control plane's first push (as Istio's
+    // agent holds readiness until Envoy has its first config): the app starts after that.
+    let node = format!("{}.{}", spec.name, spec.namespace);
     let ready = wait_for(
         &what,
-        || async move {
-            blocking(move || http_status(health, "/healthz/ready") == Some(200))
+        || {
+            let (client, node) = (client.clone(), node.clone());
+            async move {
+                blocking(move || {
+                    http_status(health, "/healthz/ready") == Some(200) && client.synced(&node)
+                })
                 .await
                 .unwrap_or(false)
+            }
         },
         READY_TIMEOUT,
     );
@@ -371,6 +406,50 @@ async fn start_sidecar(mesh: &MeshState, pod: &Pod, spec: &PodSpec) -> Result<Ch
             Err(e) => e.to_string(),
         })),
     }
+}
+
+/// Copies the token (0600) and the root certificate into `dir`, owned by the proxy uid, so
+/// the sidecar reads them without the control plane's state being opened to that uid.
+fn proxy_secrets(
+    dir: &std::path::Path,
+    grant: &crate::client::TokenGrant,
+) -> Result<(std::path::PathBuf, std::path::PathBuf), Error> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let owner = |p: &std::path::Path| {
+        nix::unistd::chown(
+            p,
+            Some(nix::unistd::Uid::from_raw(PROXY_UID)),
+            Some(nix::unistd::Gid::from_raw(PROXY_UID)),
+        )
+        .map_err(|e| Error::Invalid(format!("chown {}: {e}", p.display())))
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(Error::io(format!("chmod {}", dir.display())))?;
+    owner(dir)?;
+    let mut out = Vec::new();
+    for (from, name) in [
+        (&grant.token_file, "istio-token"),
+        (&grant.root_cert_file, "root-cert.pem"),
+    ] {
+        let bytes =
+            std::fs::read(from).map_err(Error::io(format!("reading {}", from.display())))?;
+        let to = dir.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&to)
+            .map_err(Error::io(format!("creating {}", to.display())))?;
+        file.write_all(&bytes)
+            .map_err(Error::io(format!("writing {}", to.display())))?;
+        owner(&to)?;
+        out.push(to);
+    }
+    let root = out.pop().unwrap_or_default();
+    let token = out.pop().unwrap_or_default();
+    Ok((token, root))
 }
 
 async fn start_app(pod: &Pod, spec: &PodSpec) -> Result<Child, Error> {

@@ -1,6 +1,7 @@
 //! What a running mesh leaves in `/run/bowline/mesh` so other commands find it: `mesh.json`
 //! (written by `up`, removed when it stops), one `pods/<namespace>.<name>.json` per pod (written
-//! by whoever started the pod), and `up.lock`, held by the `up` process for as long as it runs.
+//! by whoever started the pod), `secrets/<namespace>.<name>/` (a sidecar's token and root
+//! certificate, owned by the proxy uid), `control/` (the control plane's state), and `up.lock`, held by the `up` process for as long as it runs.
 //! A lock the kernel releases when its holder dies is what tells a crashed mesh from a live one:
 //! the files alone could be leftovers.
 
@@ -28,9 +29,12 @@ pub struct MeshState {
     pub dns_relay: Option<SocketAddr>,
     /// The `bowline` binary the mesh runs.
     pub bowline: PathBuf,
-    /// The mesh CA's state directory (sidecars and the gateway sign their certificates there).
+    /// The control plane's state directory (its CA and the bootstrap tokens), root's only.
     #[serde(default)]
-    pub ca_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// The control plane's discovery address (xDS over TLS), where pods and the gateway connect.
+    #[serde(default)]
+    pub xds: Option<SocketAddr>,
     /// Host processes `up` started (control plane, gateway), for the next `up` after a crash.
     #[serde(default)]
     pub children: Vec<i32>,
@@ -68,9 +72,17 @@ impl RunDir {
         RunDir { root: root.into() }
     }
 
-    /// Where `up` keeps the mesh CA.
-    pub fn ca_dir(&self) -> PathBuf {
-        self.root.join("ca")
+    /// The control plane's `--state-dir` (its CA and the bootstrap tokens).
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("control")
+    }
+
+    /// A sidecar's own copies of its bootstrap token and the root certificate, owned by the
+    /// proxy uid (the control plane's originals stay root's).
+    pub fn pod_secrets(&self, namespace: &str, name: &str) -> PathBuf {
+        self.root
+            .join("secrets")
+            .join(format!("{namespace}.{name}"))
     }
 
     fn mesh_file(&self) -> PathBuf {
@@ -117,6 +129,10 @@ impl RunDir {
     /// Removes the state of an earlier run (called by `up` once it holds the lock).
     pub fn clear(&self) -> Result<(), Error> {
         let _ = std::fs::remove_file(self.mesh_file());
+        let _ = std::fs::remove_dir_all(self.root.join("secrets"));
+        // Where earlier versions kept a CA the proxy uid could read; the control plane's state
+        // directory has it now.
+        let _ = std::fs::remove_dir_all(self.root.join("ca"));
         match std::fs::remove_dir_all(self.pods_dir()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io("clearing the pod records")(e))
@@ -213,7 +229,8 @@ mod tests {
             dns_relay: None,
             bowline: "/bin/true".into(),
             children: vec![],
-            ca_dir: None,
+            state_dir: None,
+            xds: None,
         };
         run.write_mesh(&state).unwrap();
         // Leftovers of a crash: the file is there, nobody holds the lock.

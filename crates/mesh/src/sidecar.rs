@@ -1,5 +1,5 @@
-//! The sidecar's command line: the one place that knows how a sidecar gets its configuration,
-//! so moving from a config directory to the control plane's xDS push is a change here only.
+//! The sidecar's command line: the one place that knows how a sidecar gets its configuration
+//! (the local mesh uses the control plane's xDS push; a config directory remains possible).
 //!
 //! A sidecar runs inside its pod's network namespace as uid 1337 (the uid the capture rules
 //! leave alone), with Istio's ports: outbound capture 15001, inbound capture 15006, DNS
@@ -19,11 +19,14 @@ pub enum ConfigSource {
         /// The mesh CA's directory, for workload certificates in this mode.
         ca_dir: Option<PathBuf>,
     },
-    /// The control plane's xDS server, with the bootstrap token the control plane issued.
+    /// The control plane's xDS server, with the bootstrap token the control plane issued; the
+    /// workload certificate comes from the control plane's CA too.
     Xds {
         addr: SocketAddr,
         root_cert: PathBuf,
         token_file: PathBuf,
+        /// The pod's name, for the node id `sidecar~IP~NAME.NS~...` proxy-status shows.
+        node_name: String,
     },
 }
 
@@ -90,6 +93,7 @@ impl SidecarArgs {
                 addr,
                 root_cert,
                 token_file,
+                node_name,
             } => argv.extend([
                 "--xds-address".into(),
                 addr.to_string(),
@@ -97,6 +101,9 @@ impl SidecarArgs {
                 root_cert.display().to_string(),
                 "--token-file".into(),
                 token_file.display().to_string(),
+                "--node-name".into(),
+                node_name.clone(),
+                "--workload-cert".into(),
             ]),
         }
         argv
@@ -125,5 +132,29 @@ mod tests {
         assert!(line.contains("--service-account bookinfo-reviews --pod-ip 10.88.0.5"));
         assert!(line.contains("--dns-addr 127.0.0.1:15053 --dns-upstream 10.88.0.1:53"));
         assert!(line.ends_with("--role sidecar --config-dir /m"));
+    }
+
+    #[test]
+    fn an_xds_sidecar_follows_the_control_plane_with_its_token() {
+        let args = SidecarArgs {
+            namespace: "default".into(),
+            labels: [("app".to_string(), "sleep".to_string())].into(),
+            service_account: "sleep".into(),
+            pod_ip: Ipv4Addr::new(10, 88, 0, 7),
+            source: ConfigSource::Xds {
+                addr: "10.88.0.1:15012".parse().unwrap(),
+                root_cert: "/r/root.pem".into(),
+                token_file: "/r/token".into(),
+                node_name: "sleep".into(),
+            },
+            dns_upstream: None,
+        };
+        let line = args.argv().join(" ");
+        assert!(line.starts_with("proxy --capture --namespace default --labels app=sleep"));
+        assert!(line.ends_with(
+            "--xds-address 10.88.0.1:15012 --root-cert /r/root.pem --token-file /r/token \
+             --node-name sleep --workload-cert"
+        ));
+        assert!(!line.contains("--config-dir"));
     }
 }

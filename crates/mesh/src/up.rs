@@ -2,9 +2,10 @@
 //!
 //! Start order: take the run directory's lock (one mesh per machine: the bridge name and the
 //! host ports 8080/8443/15014 are fixed), remove what a crashed run left (namespaces, veths,
-//! iptables chains, state files), bring the bridge up, create the mesh CA, start the control
-//! plane and wait for its endpoint, start the DNS relay on the bridge address, start the ingress
-//! gateway, record the state. Stop order is the reverse, and ends with the node network's
+//! iptables chains, state files), bring the bridge up, start the control plane (the mesh's CA
+//! and xDS server, listening on the bridge address where pods reach the host) and wait for its
+//! endpoint, start the DNS relay on the bridge address, start the ingress gateway (following the
+//! control plane like every sidecar) until it has its first push, record the state. Stop order is the reverse, and ends with the node network's
 //! cleanup by tag, so nothing survives even a pod whose owner crashed.
 //!
 //! Children are started with `kill_on_drop`, so a panic unwinding through [`Mesh`] still ends
@@ -32,6 +33,11 @@ use crate::Error;
 /// Labels of the ingress gateway, as Istio's default `istio-ingressgateway` Deployment has them.
 pub const GATEWAY_LABELS: &str = "istio=ingressgateway,app=istio-ingressgateway";
 pub const GATEWAY_NAMESPACE: &str = "istio-system";
+pub const GATEWAY_SA: &str = "istio-ingressgateway-service-account";
+/// The gateway's pod name in its node id, as `bowline proxy-status` lists it.
+pub const GATEWAY_NODE_NAME: &str = "istio-ingressgateway";
+/// istiod's discovery port (xDS and the certificate service over TLS).
+pub const XDS_PORT: u16 = 15012;
 /// Gateway ports served elsewhere on the host, as the ingress Service's targetPorts map them
 /// (80 → 8080, 443 → 8443); every other Gateway port is served as is.
 pub const GATEWAY_PORT_MAP: &str = "80=8080,443=8443";
@@ -120,48 +126,42 @@ impl Mesh {
         std::fs::create_dir_all(&config_dir)
             .map_err(Error::io(format!("creating {}", config_dir.display())))?;
         remove_stale_pods(&config_dir);
-        let control = start_control(&opts.bowline, &config_dir, opts.control_addr).await?;
+        // Pods reach the host at the bridge address (they have no other route), and so does
+        // the gateway on the host: the discovery server listens there only.
+        let bridge = node
+            .cidr()
+            .hosts()
+            .next()
+            .ok_or_else(|| Error::Invalid(format!("{} has no host address", node.cidr())))?;
+        let xds = SocketAddr::from((bridge, XDS_PORT));
+        let state_dir = opts.run_dir.state_dir();
+        let control = ControlPlane {
+            bowline: &opts.bowline,
+            config_dir: &config_dir,
+            state_dir: &state_dir,
+            monitoring: opts.control_addr,
+            xds,
+        };
+        let control_child = control.start().await?;
         let client = ControlClient::new(opts.control_addr);
-        wait_for(
-            "the control plane",
-            || {
-                let c = client.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || c.ready())
-                        .await
-                        .unwrap_or(false)
-                }
-            },
-            READY_TIMEOUT,
-        )
-        .await?;
+        wait_ready(&client).await?;
 
         // Pods have no route out; the bridge address is the host, which can reach the resolver.
         // The relay also answers mesh names for pods without a sidecar.
         let names = Arc::new(EndpointNames::default());
         let names_store = names.follow(&config_dir).await?;
-        let relay = match node.cidr().hosts().next().map(IpAddr::V4) {
-            Some(ip) => {
-                let config = DnsConfig {
-                    addr: SocketAddr::new(ip, 53),
-                    upstreams: host_upstreams(),
-                };
-                match DnsServer::start(config, names).await {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no DNS relay: pods with sidecars resolve mesh names only");
-                        None
-                    }
-                }
-            }
-            None => None,
+        let config = DnsConfig {
+            addr: SocketAddr::new(IpAddr::V4(bridge), 53),
+            upstreams: host_upstreams(),
         };
-        let ca_dir = opts.run_dir.ca_dir();
-        let ca_dir2 = ca_dir.clone();
-        tokio::task::spawn_blocking(move || create_ca(&ca_dir2))
-            .await
-            .map_err(|e| Error::Invalid(e.to_string()))??;
-        let gateway = start_gateway(&opts.bowline, &config_dir, &ca_dir)?;
+        let relay = match DnsServer::start(config, names).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no DNS relay: pods with sidecars resolve mesh names only");
+                None
+            }
+        };
+        let gateway = start_gateway(&opts.bowline, &client, xds).await?;
         let state = MeshState {
             pid: std::process::id() as i32,
             config_dir,
@@ -169,8 +169,9 @@ impl Mesh {
             pod_cidr: node.cidr().to_string(),
             dns_relay: relay.as_ref().map(DnsServer::local_addr),
             bowline: opts.bowline.clone(),
-            ca_dir: Some(ca_dir),
-            children: [control.id(), gateway.id()]
+            state_dir: Some(state_dir),
+            xds: Some(xds),
+            children: [control_child.id(), gateway.id()]
                 .into_iter()
                 .flatten()
                 .map(|p| p as i32)
@@ -181,7 +182,7 @@ impl Mesh {
             state,
             node,
             run_dir: opts.run_dir,
-            control,
+            control: control_child,
             gateway,
             _relay: relay,
             _names: names_store,
@@ -205,31 +206,33 @@ impl Mesh {
         }
     }
 
-    /// Starts `which` again (pods keep running: sidecars follow the config directory, which
-    /// outlives the control plane) and records its new pid.
+    /// Starts `which` again and records its new pid. Pods keep running: their sidecars keep
+    /// serving their last config and reconnect to the new control plane, which keeps the CA
+    /// and the tokens in its state directory.
     pub async fn restart(&mut self, which: HostChild) -> Result<(), Error> {
         let s = &self.state;
+        let state_dir = s
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| self.run_dir.state_dir());
+        let xds = s
+            .xds
+            .ok_or_else(|| Error::Invalid("the mesh record has no discovery address".into()))?;
+        let client = self.client();
         match which {
             HostChild::Control => {
-                self.control = start_control(&s.bowline, &s.config_dir, s.control).await?;
-                let client = self.client();
-                wait_for(
-                    "the control plane",
-                    || {
-                        let c = client.clone();
-                        async move {
-                            tokio::task::spawn_blocking(move || c.ready())
-                                .await
-                                .unwrap_or(false)
-                        }
-                    },
-                    READY_TIMEOUT,
-                )
-                .await?;
+                let control = ControlPlane {
+                    bowline: &s.bowline,
+                    config_dir: &s.config_dir,
+                    state_dir: &state_dir,
+                    monitoring: s.control,
+                    xds,
+                };
+                self.control = control.start().await?;
+                wait_ready(&client).await?;
             }
             HostChild::Gateway => {
-                let ca = s.ca_dir.clone().unwrap_or_else(|| self.run_dir.ca_dir());
-                self.gateway = start_gateway(&s.bowline, &s.config_dir, &ca)?;
+                self.gateway = start_gateway(&s.bowline, &client, xds).await?;
             }
         }
         self.state.children = [self.control.id(), self.gateway.id()]
@@ -336,21 +339,53 @@ fn host_upstreams() -> Vec<SocketAddr> {
     proxy::dns::upstreams_from_resolv_conf("/etc/resolv.conf").unwrap_or_default()
 }
 
-async fn start_control(
-    bowline: &Path,
-    config_dir: &Path,
-    addr: SocketAddr,
-) -> Result<Child, Error> {
-    let mut cmd = Command::new(bowline);
-    cmd.arg("control")
-        .arg("--config-dir")
-        .arg(config_dir)
-        .arg("--monitoring-addr")
-        .arg(addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
-    quiet(&mut cmd);
+/// How `up` runs the control plane.
+struct ControlPlane<'a> {
+    bowline: &'a Path,
+    config_dir: &'a Path,
+    state_dir: &'a Path,
+    monitoring: SocketAddr,
+    xds: SocketAddr,
+}
+
+impl ControlPlane<'_> {
+    async fn start(&self) -> Result<Child, Error> {
+        let addr = self.monitoring;
+        let mut cmd = Command::new(self.bowline);
+        cmd.arg("control")
+            .arg("--config-dir")
+            .arg(self.config_dir)
+            .arg("--monitoring-addr")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(self.state_dir)
+            .arg("--xds-addr")
+            .arg(self.xds.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        quiet(&mut cmd);
+        start_control(cmd, addr).await
+    }
+}
+
+async fn wait_ready(client: &ControlClient) -> Result<(), Error> {
+    wait_for(
+        "the control plane",
+        || {
+            let c = client.clone();
+            async move {
+                tokio::task::spawn_blocking(move || c.ready())
+                    .await
+                    .unwrap_or(false)
+            }
+        },
+        READY_TIMEOUT,
+    )
+    .await
+}
+
+async fn start_control(mut cmd: Command, addr: SocketAddr) -> Result<Child, Error> {
     let mut child = cmd
         .spawn()
         .map_err(Error::io("starting the control plane"))?;
@@ -381,36 +416,26 @@ async fn start_control(
     }
 }
 
-/// The mesh CA's root, made once here before any proxy starts (each proxy signs its own
-/// certificate from this directory in config-dir mode; concurrent first starts must not race to
-/// create it). The proxies run as uid 1337, so the directory is theirs to read: on this one
-/// machine the CA key is as protected as the proxy uid.
-fn create_ca(dir: &Path) -> Result<(), Error> {
-    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
-    ca::CertificateAuthority::open(
-        ca::CaSource::SelfSigned { state_dir: dir },
-        ca::CaConfig::default(),
-    )
-    .map_err(|e| Error::Invalid(format!("the mesh CA in {}: {e}", dir.display())))?;
-    let uid = Some(nix::unistd::Uid::from_raw(crate::pod::PROXY_UID));
-    let gid = Some(nix::unistd::Gid::from_raw(crate::pod::PROXY_UID));
-    let mut paths = vec![dir.to_path_buf()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        paths.extend(entries.flatten().map(|e| e.path()));
-    }
-    for p in paths {
-        nix::unistd::chown(&p, uid, gid)
-            .map_err(|e| Error::Invalid(format!("chown {}: {e}", p.display())))?;
-    }
-    Ok(())
-}
-
-fn start_gateway(bowline: &Path, config_dir: &Path, ca_dir: &Path) -> Result<Child, Error> {
+/// The ingress gateway on the host, following the control plane with its service account's
+/// token (it runs as root, so it reads the control plane's files where they are), and waits
+/// until it has acknowledged its first push, so the Gateway's ports are served when `up`
+/// returns.
+async fn start_gateway(
+    bowline: &Path,
+    client: &ControlClient,
+    xds: SocketAddr,
+) -> Result<Child, Error> {
+    let c = client.clone();
+    let grant = tokio::task::spawn_blocking(move || c.token(GATEWAY_NAMESPACE, GATEWAY_SA))
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))??;
     let mut cmd = Command::new(bowline);
     cmd.args(["proxy", "--role", "gateway", "--labels", GATEWAY_LABELS])
         .args([
             "--namespace",
             GATEWAY_NAMESPACE,
+            "--service-account",
+            GATEWAY_SA,
             "--port-map",
             GATEWAY_PORT_MAP,
         ])
@@ -422,15 +447,36 @@ fn start_gateway(bowline: &Path, config_dir: &Path, ca_dir: &Path) -> Result<Chi
             "--health-addr",
             "127.0.0.1:0",
         ])
-        .arg("--config-dir")
-        .arg(config_dir)
-        .arg("--ca-dir")
-        .arg(ca_dir)
+        .arg("--xds-address")
+        .arg(xds.to_string())
+        .arg("--root-cert")
+        .arg(&grant.root_cert_file)
+        .arg("--token-file")
+        .arg(&grant.token_file)
+        .args(["--node-name", GATEWAY_NODE_NAME, "--workload-cert"])
         .stdin(Stdio::null())
         .kill_on_drop(true);
     quiet(&mut cmd);
-    cmd.spawn()
-        .map_err(Error::io("starting the ingress gateway"))
+    let mut child = cmd
+        .spawn()
+        .map_err(Error::io("starting the ingress gateway"))?;
+    let node = format!("{GATEWAY_NODE_NAME}.{GATEWAY_NAMESPACE}");
+    let ready = wait_for(
+        "the ingress gateway",
+        || {
+            let (c, node) = (client.clone(), node.clone());
+            async move {
+                tokio::task::spawn_blocking(move || c.synced(&node))
+                    .await
+                    .unwrap_or(false)
+            }
+        },
+        READY_TIMEOUT,
+    );
+    tokio::select! {
+        r = ready => r.map(|()| child),
+        s = child.wait() => Err(Error::Exited("the ingress gateway".into(), describe(s))),
+    }
 }
 
 /// Children log warnings and errors only, unless RUST_LOG says otherwise: the mesh's terminal

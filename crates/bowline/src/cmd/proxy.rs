@@ -50,9 +50,9 @@ pub struct Args {
     /// balancing and failover
     #[arg(long, default_value = "", requires = "compiled")]
     locality: String,
-    /// With --config-dir: listener ports served on another port, `80=8080,443=8443` (before
-    /// --port-offset, which applies to the other ports)
-    #[arg(long, default_value = "", requires = "config_dir")]
+    /// With --config-dir or --xds-address: listener ports served on another port,
+    /// `80=8080,443=8443` (before --port-offset, which applies to the other ports)
+    #[arg(long, default_value = "", requires = "compiled")]
     port_map: String,
     /// Run the DNS proxy here (UDP and TCP), answering the mesh's service names from this proxy's
     /// config and relaying the rest (a sidecar's 127.0.0.1:15053)

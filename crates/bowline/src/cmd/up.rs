@@ -44,6 +44,9 @@ pub async fn start(args: &UpArgs) -> Result<Mesh> {
         s.control,
         s.config_dir.display()
     );
+    if let Some(xds) = s.xds {
+        println!("  discovery       {xds}  (xDS and CA over TLS; `bowline proxy-status` lists the proxies)");
+    }
     println!("  ingress gateway 127.0.0.1: Gateway port 80 on 8080, 443 on 8443, others as is");
     println!(
         "  pod network     {} on bridge {}",
