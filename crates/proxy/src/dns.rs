@@ -107,21 +107,7 @@ pub struct DnsServer {
 impl DnsServer {
     /// Binds UDP and TCP on `config.addr` (the TCP port follows the UDP one when it is 0).
     pub async fn start(config: DnsConfig, names: Arc<dyn Names>) -> Result<DnsServer, DnsError> {
-        let udp = UdpSocket::bind(config.addr)
-            .await
-            .map_err(|source| DnsError::Bind {
-                addr: config.addr,
-                proto: "udp",
-                source,
-            })?;
-        let addr = udp.local_addr().unwrap_or(config.addr);
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|source| DnsError::Bind {
-                addr,
-                proto: "tcp",
-                source,
-            })?;
+        let (udp, tcp, addr) = bind_pair(config.addr).await?;
         let upstreams: Arc<[SocketAddr]> = config.upstreams.into();
         tracing::info!(%addr, upstreams = ?upstreams, "DNS proxy listening");
         let udp = Arc::new(udp);
@@ -321,3 +307,30 @@ async fn relay_tcp(query: &[u8], upstream: SocketAddr) -> std::io::Result<Vec<u8
 
 #[cfg(test)]
 mod tests;
+
+/// UDP and TCP on one port. With port 0 the OS picks the UDP port, and another process may hold
+/// that port for TCP: pick again rather than fail.
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener, SocketAddr), DnsError> {
+    let mut attempts = if addr.port() == 0 { 16 } else { 1 };
+    loop {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| DnsError::Bind {
+                addr,
+                proto: "udp",
+                source,
+            })?;
+        let bound = udp.local_addr().unwrap_or(addr);
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp, bound)),
+            Err(e) if attempts > 1 && e.kind() == std::io::ErrorKind::AddrInUse => attempts -= 1,
+            Err(source) => {
+                return Err(DnsError::Bind {
+                    addr: bound,
+                    proto: "tcp",
+                    source,
+                })
+            }
+        }
+    }
+}

@@ -293,8 +293,13 @@ pub async fn bad_upstream(reply: &'static [u8]) -> SocketAddr {
 
 /// An address on which nothing listens (bound, then released).
 pub fn closed_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    // Bound but never listening: connections are refused, and the port stays this process's for
+    // its lifetime, so no other server (another test, another process) can take it meanwhile.
+    let s = tokio::net::TcpSocket::new_v4().expect("socket");
+    s.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let addr = s.local_addr().expect("addr");
+    std::mem::forget(s);
+    addr
 }
 
 /// A proxy under test: listeners as the snapshot says (use port 0), admin and health on free
