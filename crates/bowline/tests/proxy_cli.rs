@@ -10,7 +10,7 @@ use testkit::snap::*;
 use testkit::Backend;
 
 fn free_port() -> u16 {
-    testkit::closed_addr().port()
+    testkit::free_port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

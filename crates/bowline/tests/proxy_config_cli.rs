@@ -54,7 +54,7 @@ impl Drop for Proxy {
 }
 
 fn free_port() -> u16 {
-    testkit::closed_addr().port()
+    testkit::free_port()
 }
 
 fn start() -> Proxy {

@@ -12,7 +12,7 @@ use testkit::{Backend, TcpEcho};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn free_port() -> u16 {
-    testkit::closed_addr().port()
+    testkit::free_port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

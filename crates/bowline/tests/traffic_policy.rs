@@ -426,7 +426,7 @@ async fn proxy_command_takes_its_locality_from_the_flag() {
         destination_rule("    outlierDetection: {consecutive5xxErrors: 5}\n")
     );
     std::fs::write(dir.path().join("policy.yaml"), yaml).unwrap();
-    let port = testkit::closed_addr().port();
+    let port = testkit::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bowline"))
         .args(["proxy", "--config-dir"])
         .arg(dir.path())

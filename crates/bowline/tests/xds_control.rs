@@ -28,7 +28,7 @@ fn repo() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    testkit::closed_addr().port()
+    testkit::free_port()
 }
 
 /// A loopback block of this test in this process: `127.0.N.` (apart from proxy_config_dir's).

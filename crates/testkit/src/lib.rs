@@ -291,7 +291,14 @@ pub async fn bad_upstream(reply: &'static [u8]) -> SocketAddr {
     addr
 }
 
-/// An address on which nothing listens (bound, then released).
+/// A port free right now, for a process the test starts to bind (it may be taken again by the
+/// time that process binds it; callers retry or tolerate that).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// An address that refuses connections: bound by this process and never listening.
 pub fn closed_addr() -> SocketAddr {
     // Bound but never listening: connections are refused, and the port stays this process's for
     // its lifetime, so no other server (another test, another process) can take it meanwhile.
