@@ -33,7 +33,10 @@ pub mod runtime;
 pub mod snapshot;
 
 pub use cluster::{Cluster, ClusterName, Endpoint, HealthStatus, LbPolicy, UpstreamProtocol};
-pub use compile::{compile, CompileError, Compiled, ProxyIdentity, Role, Warning};
+pub use compile::{
+    build_registry, compile, compile_with, recompile_clusters, CompileError, Compiled,
+    ProxyIdentity, Recompiled, Role, SharedRegistry, Warning,
+};
 pub use dns::DnsName;
 pub use policy::{
     ClusterPolicy, ConnectionPool, ConsistentHash, HashAlgorithm, HashKey, OutlierDetection,

@@ -6,7 +6,7 @@
 //! annotation (files have no scheduler to assign them). What cannot be turned into an endpoint is
 //! reported as a [`Warning`] and left out, never guessed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use api::analyze::hosts::{to_fqdn, EXPORT_ALL, EXPORT_LOCAL, SERVICE_DOMAIN};
@@ -14,12 +14,22 @@ use api::protocol::Protocol;
 use api::types::k8s::{IntOrString, PodSpecBody};
 use api::types::service_entry::{ServiceEntry, ServiceEntryLocation, ServiceEntryResolution};
 use api::types::workload::WorkloadEntry;
-use api::{Resource, Spec};
+use api::{Kind, Resource, Spec};
 
 use crate::compile::Warning;
 
 /// Annotation giving a Pod or Deployment the address its endpoint is reached on.
 pub const ADDRESS_ANNOTATION: &str = "bowline.io/address";
+
+/// The kinds the compile reads only through the registry: when only resources of these kinds
+/// changed, what changed for every proxy is what changed in the [`Registry`].
+pub const REGISTRY_KINDS: [Kind; 5] = [
+    Kind::ServiceEntry,
+    Kind::Service,
+    Kind::Pod,
+    Kind::Deployment,
+    Kind::WorkloadEntry,
+];
 
 /// Every service, sorted by hostname then namespace.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,6 +82,31 @@ pub struct ServiceEndpoint {
 }
 
 impl Service {
+    /// Every field but the endpoints is equal (spelled out so a new field is not forgotten).
+    fn same_but_endpoints(&self, other: &Service) -> bool {
+        let Service {
+            hostname,
+            namespace,
+            kube_name,
+            addresses,
+            vip,
+            ports,
+            location,
+            resolution,
+            export_to,
+            endpoints: _,
+        } = self;
+        *hostname == other.hostname
+            && *namespace == other.namespace
+            && *kube_name == other.kube_name
+            && *addresses == other.addresses
+            && *vip == other.vip
+            && *ports == other.ports
+            && *location == other.location
+            && *resolution == other.resolution
+            && *export_to == other.export_to
+    }
+
     pub fn port(&self, number: u16) -> Option<&ServicePort> {
         self.ports.iter().find(|p| p.number == number)
     }
@@ -141,6 +176,80 @@ impl Registry {
             .take_while(|s| s.hostname == host)
             .count();
         &self.services[start..start + len]
+    }
+
+    /// The hostnames whose endpoints differ from `before`'s when nothing else about any service
+    /// differs (same services, ports, addresses, virtual IPs...); `None` when something else
+    /// changed. Such a change only touches the clusters of those hosts (see
+    /// [`crate::compile::recompile_clusters`]).
+    pub fn endpoint_changes(&self, before: &Registry) -> Option<BTreeSet<String>> {
+        if self.services.len() != before.services.len() {
+            return None;
+        }
+        let mut changed = BTreeSet::new();
+        for (now, was) in self.services.iter().zip(&before.services) {
+            if !now.same_but_endpoints(was) {
+                return None;
+            }
+            if now.endpoints != was.endpoints {
+                changed.insert(now.hostname.clone());
+            }
+        }
+        Some(changed)
+    }
+
+    /// This registry (built from the resources before a change) with the endpoints of the
+    /// ServiceEntries in `changed` (`(before, after)` pairs) rebuilt, when each changed only in
+    /// its inline endpoints and selects no workloads: an endpoint change without rebuilding
+    /// ten thousand services. `None` when that does not hold; build the registry anew then.
+    /// The hostnames whose endpoints differ come with it, as [`Self::endpoint_changes`] would
+    /// give them.
+    pub fn with_endpoints_of(
+        &self,
+        changed: &[(&Resource, &Resource)],
+        trust_domain: &str,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<(Registry, BTreeSet<String>)> {
+        let mut next = self.clone();
+        let mut hosts = BTreeSet::new();
+        for (was, now) in changed {
+            let (Spec::ServiceEntry(a), Spec::ServiceEntry(b)) = (&was.spec, &now.spec) else {
+                return None;
+            };
+            let bare = |se: &ServiceEntry| ServiceEntry {
+                endpoints: Vec::new(),
+                ..se.clone()
+            };
+            if a.workload_selector.is_some()
+                || b.workload_selector.is_some()
+                || was.meta != now.meta
+                || bare(a) != bare(b)
+            {
+                return None;
+            }
+            for s in Registry::build(&[*now], trust_domain, warnings).services {
+                let start = next
+                    .services
+                    .partition_point(|o| (&o.hostname, &o.namespace) < (&s.hostname, &s.namespace));
+                match next.services.get(start..start + 2) {
+                    Some([one, other])
+                        if other.hostname == one.hostname && other.namespace == one.namespace =>
+                    {
+                        return None
+                    }
+                    _ => {}
+                }
+                let old = next.services.get_mut(start)?;
+                if old.hostname != s.hostname || old.namespace != s.namespace {
+                    return None;
+                }
+                if old.endpoints != s.endpoints {
+                    hosts.insert(s.hostname.clone());
+                    old.endpoints = s.endpoints;
+                }
+            }
+        }
+        Some((next, hosts))
     }
 
     /// Services a proxy in `namespace` sees, sorted and without hostname duplicates.

@@ -24,7 +24,9 @@ use crate::istio_auth::istio_certificate_service_client::IstioCertificateService
 use crate::istio_auth::IstioCertificateRequest;
 use crate::pb::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use crate::pb::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, ErrorDetail, Node};
-use crate::resources::{assemble, section, Res, ResourceError, TypeResources, SECTIONS};
+use crate::resources::{
+    assemble, section, Res, ResourceError, TypeResources, CLUSTER, ENDPOINTS, SECTIONS,
+};
 use crate::server::BoxFuture;
 
 /// Largest message either side accepts: a full push to a proxy that sees every service of a
@@ -176,6 +178,9 @@ struct Held {
     /// Accepted plus what arrived but could not be applied yet.
     working: Vec<TypeResources>,
     version: String,
+    /// Types that answered on this connection: nothing is assembled before each has, since a
+    /// large push arrives as many responses and the first types alone make no whole config.
+    answered: Vec<bool>,
 }
 
 /// A discovery client for one proxy.
@@ -207,6 +212,7 @@ impl Client {
                 accepted: empty.clone(),
                 working: empty,
                 version: String::new(),
+                answered: vec![false; SECTIONS.len()],
             },
             rng: fastrand::Rng::new(),
         }
@@ -253,6 +259,7 @@ impl Client {
             metadata_json: serde_json::to_vec(&self.proxy).map_err(ClientError::Node)?,
         };
         self.held.working = self.held.accepted.clone();
+        self.held.answered = vec![false; SECTIONS.len()];
         for (i, s) in SECTIONS.iter().enumerate() {
             let req = DeltaDiscoveryRequest {
                 node: (i == 0).then(|| node.clone()),
@@ -280,6 +287,19 @@ impl Client {
             }
         }
         Ok(received)
+    }
+
+    /// Why `candidate` cannot be whole yet, found without decoding anything: a type that has
+    /// not answered, or a cluster whose endpoints have not arrived.
+    fn waiting(&self, candidate: &[TypeResources]) -> Option<String> {
+        if let Some(i) = self.held.answered.iter().position(|a| !a) {
+            return Some(format!("no {} response yet", SECTIONS[i].short));
+        }
+        let (cds, eds) = (section(CLUSTER)?.0, section(ENDPOINTS)?.0);
+        candidate[cds]
+            .keys()
+            .find(|c| !candidate[eds].contains_key(*c))
+            .map(|c| format!("no endpoints for cluster `{c}` yet"))
     }
 
     /// Takes one response in and says what to answer.
@@ -315,6 +335,12 @@ impl Client {
             // Nothing new (a resync after reconnecting): the serving config is current.
             self.held.working = candidate;
             self.held.version = version;
+            return answer;
+        }
+        self.held.answered[i] = true;
+        if let Some(why) = self.waiting(&candidate) {
+            debug!(r#type = s.short, %why, "holding until the rest of the push arrives");
+            self.held.working = candidate;
             return answer;
         }
         match assemble(&version, &candidate) {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use model::snapshot::MeshTlsOrigination;
-use model::{Cluster, Endpoint, ProxySnapshot, RouteTable};
+use model::{Cluster, Endpoint, ProxySnapshot, RouteTable, VirtualHost};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -143,15 +143,15 @@ pub static SECTIONS: &[Section] = &[
             Ok(())
         },
     },
+    // A route table travels as its own resource without virtual hosts plus one resource per
+    // virtual host, as Envoy's VHDS does: a sidecar's port-80 table holds a virtual host per
+    // service, and one VirtualService change must not resend ten thousand of them.
     Section {
         type_url: ROUTE_TABLE,
         short: "RDS",
         label: "rds",
-        split: |s| split_named(ROUTE_TABLE, &s.route_tables, |t| &t.name),
-        merge: |s, r| {
-            s.route_tables = merge_all::<RouteTable>("RDS", r)?;
-            Ok(())
-        },
+        split: split_route_tables,
+        merge: merge_route_tables,
     },
     Section {
         type_url: LISTENER,
@@ -174,6 +174,78 @@ pub static SECTIONS: &[Section] = &[
         },
     },
 ];
+
+/// One virtual host of a route table, as its own RDS resource named `TABLE#VHOST`.
+#[derive(Serialize)]
+struct VirtualHostPartRef<'a> {
+    table: &'a str,
+    virtual_host: &'a VirtualHost,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VirtualHostPart {
+    table: String,
+    virtual_host: VirtualHost,
+}
+
+fn split_route_tables(s: &ProxySnapshot) -> Result<Vec<(String, Bytes)>, ResourceError> {
+    let mut out = Vec::new();
+    for t in &s.route_tables {
+        let bare = RouteTable {
+            name: t.name.clone(),
+            virtual_hosts: Vec::new(),
+        };
+        out.push((t.name.clone(), encode(ROUTE_TABLE, &t.name, &bare)?));
+        let mut seen = std::collections::HashSet::new();
+        for (i, vh) in t.virtual_hosts.iter().enumerate() {
+            // Virtual host names are unique in what the compiler emits; a table that repeats
+            // one still travels whole.
+            let mut name = format!("{}#{}", t.name, vh.name);
+            if !seen.insert(name.clone()) {
+                name = format!("{name}#{i}");
+            }
+            let part = VirtualHostPartRef {
+                table: &t.name,
+                virtual_host: vh,
+            };
+            let body = encode(ROUTE_TABLE, &name, &part)?;
+            out.push((name, body));
+        }
+    }
+    Ok(out)
+}
+
+/// Tables are rebuilt from their bare resource and their virtual hosts, in virtual host name
+/// order (the order is not significant: a domain belongs to one virtual host, and the most
+/// specific domain wins).
+fn merge_route_tables(s: &mut ProxySnapshot, r: &TypeResources) -> Result<(), ResourceError> {
+    let mut tables: BTreeMap<String, RouteTable> = BTreeMap::new();
+    let mut parts = Vec::new();
+    for (name, res) in r {
+        // Our encoder writes fields in declaration order: a part starts with its table.
+        if res.body.starts_with(b"{\"table\":") {
+            parts.push(decode::<VirtualHostPart>("RDS", name, &res.body)?);
+        } else {
+            let t: RouteTable = decode("RDS", name, &res.body)?;
+            tables.insert(t.name.clone(), t);
+        }
+    }
+    for p in parts {
+        let table = tables.get_mut(&p.table).ok_or_else(|| {
+            ResourceError::Incomplete(format!("no route table `{}` yet", p.table))
+        })?;
+        table.virtual_hosts.push(p.virtual_host);
+    }
+    s.route_tables = tables
+        .into_values()
+        .map(|mut t| {
+            t.virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
+            t
+        })
+        .collect();
+    Ok(())
+}
 
 /// Every field of a snapshot must travel in a section: this stops compiling when a field is
 /// added to [`ProxySnapshot`] without one (add a [`Section`] above, then the field here).
@@ -262,8 +334,54 @@ pub struct Generated {
     pub version: String,
     /// One entry per [`SECTIONS`] entry, same order.
     pub sections: Vec<Arc<TypeResources>>,
+    /// Per section, what changed since the generation this one was built from (`None` when the
+    /// section is shared with it, or there was none). Computed once per shape, so the streams
+    /// of the shape that hold the previous section find their changes without each comparing
+    /// every resource.
+    pub deltas: Vec<Option<Arc<Delta>>>,
     /// When the config change this push carries was first seen, for convergence time.
     pub triggered: Instant,
+}
+
+/// The difference between two versions of one section.
+#[derive(Debug)]
+pub struct Delta {
+    /// The section this delta starts from.
+    pub from: Arc<TypeResources>,
+    /// Names added or whose version changed, sorted.
+    pub changed: Vec<String>,
+    /// Names gone, sorted.
+    pub removed: Vec<String>,
+}
+
+impl Delta {
+    fn between(from: &Arc<TypeResources>, to: &TypeResources) -> Delta {
+        let changed = to
+            .iter()
+            .filter(|(name, res)| from.get(*name).map(|r| &r.version) != Some(&res.version))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let removed = from
+            .keys()
+            .filter(|name| !to.contains_key(*name))
+            .cloned()
+            .collect();
+        Delta {
+            from: from.clone(),
+            changed,
+            removed,
+        }
+    }
+}
+
+fn split_section(s: &Section, snapshot: &ProxySnapshot) -> Result<TypeResources, ResourceError> {
+    Ok((s.split)(snapshot)?
+        .into_iter()
+        .map(|(name, body)| {
+            let version = version_of(&body);
+            (name, Res { version, body })
+        })
+        .collect())
 }
 
 impl Generated {
@@ -276,22 +394,88 @@ impl Generated {
         previous: Option<&Generated>,
     ) -> Result<Generated, ResourceError> {
         let mut sections = Vec::with_capacity(SECTIONS.len());
+        let mut deltas = Vec::with_capacity(SECTIONS.len());
         for (i, s) in SECTIONS.iter().enumerate() {
-            let resources: TypeResources = (s.split)(snapshot)?
-                .into_iter()
-                .map(|(name, body)| {
-                    let version = version_of(&body);
-                    (name, Res { version, body })
-                })
-                .collect();
+            let resources = split_section(s, snapshot)?;
             match previous.and_then(|p| p.sections.get(i)) {
-                Some(prev) if **prev == resources => sections.push(prev.clone()),
-                _ => sections.push(Arc::new(resources)),
+                Some(prev) if **prev == resources => {
+                    sections.push(prev.clone());
+                    deltas.push(None);
+                }
+                Some(prev) => {
+                    deltas.push(Some(Arc::new(Delta::between(prev, &resources))));
+                    sections.push(Arc::new(resources));
+                }
+                None => {
+                    sections.push(Arc::new(resources));
+                    deltas.push(None);
+                }
             }
         }
         Ok(Generated {
             version,
             sections,
+            deltas,
+            triggered,
+        })
+    }
+
+    /// `previous` with the clusters named `names` replaced: by the one of `clusters` with that
+    /// name (its CDS and EDS resources), or removed when there is none; their mesh mTLS
+    /// origination likewise from `mesh_tls`. Every other resource and section is shared with
+    /// `previous`. The control plane's endpoint-only push: the resources are split exactly as
+    /// [`Generated::new`] splits them, so the result equals a full compile's.
+    pub fn patch_clusters(
+        previous: &Generated,
+        names: &[String],
+        clusters: Vec<Cluster>,
+        mesh_tls: Vec<MeshTlsOrigination>,
+        version: String,
+        triggered: Instant,
+    ) -> Result<Generated, ResourceError> {
+        let partial = ProxySnapshot {
+            clusters,
+            mesh_tls,
+            ..Default::default()
+        };
+        let mut sections = previous.sections.clone();
+        let mut deltas = vec![None; SECTIONS.len()];
+        for url in [CLUSTER, ENDPOINTS, MESH_TLS] {
+            let Some((i, s)) = section(url) else { continue };
+            let mut fresh = split_section(s, &partial)?;
+            let prev = &previous.sections[i];
+            let mut changed = Vec::new();
+            let mut removed = Vec::new();
+            for name in names {
+                match (prev.get(name), fresh.remove(name)) {
+                    (Some(old), Some(new)) if old.version == new.version => {}
+                    (_, Some(new)) => changed.push((name.clone(), new)),
+                    (Some(_), None) => removed.push(name.clone()),
+                    (None, None) => {}
+                }
+            }
+            if changed.is_empty() && removed.is_empty() {
+                continue;
+            }
+            let mut next = (**prev).clone();
+            for name in &removed {
+                next.remove(name);
+            }
+            let mut changed_names: Vec<String> = changed.iter().map(|(n, _)| n.clone()).collect();
+            next.extend(changed);
+            changed_names.sort();
+            removed.sort();
+            deltas[i] = Some(Arc::new(Delta {
+                from: prev.clone(),
+                changed: changed_names,
+                removed,
+            }));
+            sections[i] = Arc::new(next);
+        }
+        Ok(Generated {
+            version,
+            sections,
+            deltas,
             triggered,
         })
     }
@@ -338,7 +522,18 @@ mod tests {
             }],
             route_tables: vec![RouteTable {
                 name: "80".into(),
-                virtual_hosts: vec![],
+                virtual_hosts: vec![
+                    model::VirtualHost {
+                        name: "a.default.svc.cluster.local:80".into(),
+                        domains: vec!["a".into(), "a.default.svc.cluster.local".into()],
+                        routes: vec![],
+                    },
+                    model::VirtualHost {
+                        name: "b.default.svc.cluster.local:80".into(),
+                        domains: vec!["b".into()],
+                        routes: vec![],
+                    },
+                ],
             }],
             clusters: vec![Cluster {
                 name: "outbound|80||a".into(),
@@ -394,6 +589,70 @@ mod tests {
             let shared = Arc::ptr_eq(&a.sections[i], &b.sections[i]);
             assert_eq!(shared, s.type_url != ENDPOINTS, "{}", s.short);
         }
+    }
+
+    #[test]
+    fn patched_clusters_equal_a_full_split_and_share_the_rest() {
+        let a = Generated::new(&snapshot(8080), "1".into(), Instant::now(), None).unwrap();
+        let next = snapshot(8081);
+        let full = Generated::new(&next, "2".into(), Instant::now(), Some(&a)).unwrap();
+        let names = vec!["outbound|80||a".to_string()];
+        let patched = Generated::patch_clusters(
+            &a,
+            &names,
+            next.clusters.clone(),
+            next.mesh_tls.clone(),
+            "2".into(),
+            Instant::now(),
+        )
+        .unwrap();
+        assert_eq!(types(&patched), types(&full));
+        let eds = section(ENDPOINTS).unwrap().0;
+        for (i, s) in SECTIONS.iter().enumerate() {
+            assert_eq!(
+                Arc::ptr_eq(&a.sections[i], &patched.sections[i]),
+                i != eds,
+                "{}",
+                s.short
+            );
+        }
+        let delta = patched.deltas[eds].as_ref().expect("an EDS delta");
+        assert!(Arc::ptr_eq(&delta.from, &a.sections[eds]));
+        assert_eq!(delta.changed, names);
+        assert!(delta.removed.is_empty());
+        assert_eq!(full.deltas[eds].as_ref().unwrap().changed, names);
+
+        // A cluster that is gone loses its CDS, EDS and MTLS resources.
+        let gone =
+            Generated::patch_clusters(&a, &names, vec![], vec![], "3".into(), Instant::now())
+                .unwrap();
+        for url in [CLUSTER, ENDPOINTS, MESH_TLS] {
+            let i = section(url).unwrap().0;
+            assert!(gone.sections[i].is_empty(), "{url}");
+            assert_eq!(gone.deltas[i].as_ref().unwrap().removed, names);
+        }
+    }
+
+    #[test]
+    fn a_route_table_travels_as_a_bare_table_and_one_resource_per_virtual_host() {
+        let g = Generated::new(&snapshot(1), "v".into(), Instant::now(), None).unwrap();
+        let rds = &g.sections[section(ROUTE_TABLE).unwrap().0];
+        let names: Vec<&str> = rds.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "80",
+                "80#a.default.svc.cluster.local:80",
+                "80#b.default.svc.cluster.local:80"
+            ]
+        );
+        // A virtual host whose table has not arrived waits for it.
+        let mut t = types(&g);
+        t[section(ROUTE_TABLE).unwrap().0].remove("80");
+        assert!(matches!(
+            assemble("v", &t),
+            Err(ResourceError::Incomplete(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use ca::{Authenticator, Identity};
 use model::{ProxyIdentity, Role};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 use crate::metrics::{TypeLabels, XdsMetrics};
 use crate::pb::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use crate::pb::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Resource};
-use crate::resources::{section, Generated, TypeResources, SECTIONS};
+use crate::resources::{section, Delta, Generated, TypeResources, SECTIONS};
 use crate::status::{unix_now, ProxySync, SyncTable};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -145,9 +145,22 @@ pub struct Discovery<P> {
     metrics: XdsMetrics,
     control_plane: String,
     permits: Arc<Semaphore>,
+    unacked: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
     next_conn: AtomicU64,
 }
+
+/// Bytes of large responses sent but not yet answered, across all streams, in KiB permits.
+/// A thousand proxies connecting at once each get their whole config (megabytes with ten
+/// thousand services), and each response is held encoded until the proxy reads it: without a
+/// bound the control plane's memory is the sum of every proxy's config. Proxies answer every
+/// response as it arrives (incomplete ones included), so the budget frees as fast as proxies
+/// read; one that never answers gives its share back after [`UNACKED_HOLD`].
+const UNACKED_BUDGET_KIB: usize = 128 * 1024;
+/// Responses smaller than this are not counted: incremental pushes never wait on the budget.
+const UNACKED_MIN_BYTES: usize = 64 * 1024;
+/// How long a response's share of the budget waits for its answer.
+const UNACKED_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl<P: Provider> Discovery<P> {
     pub fn new(
@@ -166,6 +179,7 @@ impl<P: Provider> Discovery<P> {
             metrics,
             control_plane,
             permits: Arc::new(Semaphore::new(max_concurrent_pushes.max(1))),
+            unacked: Arc::new(Semaphore::new(UNACKED_BUDGET_KIB)),
             shutdown,
             next_conn: AtomicU64::new(1),
         }
@@ -223,6 +237,7 @@ impl<P: Provider> AggregatedDiscoveryService for Discovery<P> {
             metrics: self.metrics.clone(),
             control_plane: self.control_plane.clone(),
             permits: self.permits.clone(),
+            unacked: self.unacked.clone(),
             tx,
             types: HashMap::new(),
             pending: VecDeque::new(),
@@ -236,15 +251,20 @@ impl<P: Provider> AggregatedDiscoveryService for Discovery<P> {
     }
 }
 
-/// One type's subscription and what was sent of it.
+/// One type's subscription and what the proxy holds of it.
+///
+/// What a proxy holds is kept as the section last sent (shared with every stream of its shape)
+/// plus the few names where it differs, never as a per-stream copy of every name and version:
+/// a thousand sidecars that each see ten thousand services would otherwise hold gigabytes.
 struct TypeState {
     section: usize,
     wildcard: bool,
     names: BTreeSet<String>,
-    /// Versions the proxy holds (or was last sent), by name.
-    sent: HashMap<String, String>,
-    /// The resources last diffed, to skip an unchanged type by pointer.
-    last: Option<Arc<TypeResources>>,
+    /// The proxy holds this section's version of every name it wants...
+    base: Option<Arc<TypeResources>>,
+    /// ...except these: the version it holds, `None` for nothing (the versions a reconnecting
+    /// proxy says it has, names subscribed since the last response).
+    overlay: HashMap<String, Option<String>>,
     /// Whether anything was sent yet: the first response goes out even when empty, so the
     /// proxy knows it is in sync.
     responded: bool,
@@ -254,6 +274,44 @@ impl TypeState {
     fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
     }
+
+    /// The version of `name` the proxy holds.
+    fn held(&self, name: &str) -> Option<&str> {
+        if !self.wants(name) {
+            return None;
+        }
+        match self.overlay.get(name) {
+            Some(held) => held.as_deref(),
+            None => self
+                .base
+                .as_ref()
+                .and_then(|b| b.get(name))
+                .map(|r| r.version.as_str()),
+        }
+    }
+
+    /// The names that may differ between what the proxy holds and `current`: the shape's
+    /// delta when the proxy holds the section it starts from, else every name.
+    fn candidates<'a>(
+        &'a self,
+        current: &'a TypeResources,
+        delta: Option<&'a Delta>,
+    ) -> BTreeSet<&'a str> {
+        let mut out: BTreeSet<&str> = self.overlay.keys().map(String::as_str).collect();
+        match (&self.base, delta) {
+            (Some(base), Some(d)) if Arc::ptr_eq(base, &d.from) => {
+                out.extend(d.changed.iter().chain(&d.removed).map(String::as_str));
+            }
+            (Some(base), _) if std::ptr::eq(&**base, current) => {}
+            (base, _) => {
+                out.extend(current.keys().map(String::as_str));
+                if let Some(base) = base {
+                    out.extend(base.keys().map(String::as_str));
+                }
+            }
+        }
+        out
+    }
 }
 
 struct Pending {
@@ -262,6 +320,9 @@ struct Pending {
     section: usize,
     version: String,
     triggered: Instant,
+    /// Dropped with the entry (answered, superseded, stream gone): gives the response's share
+    /// of the unacknowledged-bytes budget back.
+    _budget: Option<oneshot::Sender<()>>,
 }
 
 struct Stream<P> {
@@ -273,6 +334,7 @@ struct Stream<P> {
     metrics: XdsMetrics,
     control_plane: String,
     permits: Arc<Semaphore>,
+    unacked: Arc<Semaphore>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     types: HashMap<&'static str, TypeState>,
     pending: VecDeque<Pending>,
@@ -280,7 +342,7 @@ struct Stream<P> {
 }
 
 /// Responses awaiting ACK kept per stream; a proxy that never answers cannot grow it further.
-const MAX_PENDING: usize = 64;
+const MAX_PENDING: usize = 1024;
 
 impl<P: Provider> Stream<P> {
     async fn run(
@@ -344,8 +406,12 @@ impl<P: Provider> Stream<P> {
                         section: index,
                         wildcard,
                         names: names.into_iter().filter(|n| n != "*").collect(),
-                        sent: req.initial_resource_versions.clone().into_iter().collect(),
-                        last: None,
+                        base: None,
+                        overlay: req
+                            .initial_resource_versions
+                            .iter()
+                            .map(|(name, version)| (name.clone(), Some(version.clone())))
+                            .collect(),
                         responded: false,
                     },
                 );
@@ -354,25 +420,41 @@ impl<P: Provider> Stream<P> {
             Some(ts) => {
                 let mut changed = false;
                 for n in &req.resource_names_subscribe {
-                    changed |= if n == "*" {
-                        !std::mem::replace(&mut ts.wildcard, true)
-                    } else {
-                        ts.names.insert(n.clone())
-                    };
+                    if n == "*" {
+                        if !ts.wildcard {
+                            // Only the names subscribed by name are held.
+                            let kept: HashMap<String, Option<String>> = ts
+                                .names
+                                .iter()
+                                .map(|name| (name.clone(), ts.held(name).map(str::to_string)))
+                                .collect();
+                            ts.wildcard = true;
+                            ts.overlay = kept;
+                            ts.base = Some(Arc::default());
+                            changed = true;
+                        }
+                    } else if ts.names.insert(n.clone()) && !ts.wildcard {
+                        ts.overlay.insert(n.clone(), None);
+                        changed = true;
+                    }
                 }
                 for n in &req.resource_names_unsubscribe {
+                    // Forgotten by the proxy, so a later subscribe sends it again.
                     if n == "*" {
+                        // The proxy keeps the names it subscribed to by name.
+                        let kept: HashMap<String, Option<String>> = ts
+                            .names
+                            .iter()
+                            .map(|name| (name.clone(), ts.held(name).map(str::to_string)))
+                            .collect();
                         ts.wildcard = false;
+                        ts.overlay = kept;
+                        ts.base = None;
                     } else {
                         ts.names.remove(n);
+                        ts.overlay.remove(n);
                     }
-                    // Forgotten, so a later subscribe sends it again.
-                    ts.sent
-                        .retain(|name, _| ts.wildcard || ts.names.contains(name));
                     changed = true;
-                }
-                if changed {
-                    ts.last = None;
                 }
                 changed
             }
@@ -464,98 +546,173 @@ impl<P: Provider> Stream<P> {
 
     async fn send_type(&mut self, g: &Generated, type_url: &'static str) -> Result<(), Closed> {
         let started = Instant::now();
+        let unacked = self.unacked.clone();
+        let holding = self.pending.iter().any(|p| p._budget.is_some());
         let Some(ts) = self.types.get_mut(type_url) else {
             return Ok(());
         };
-        let current = &g.sections[ts.section];
-        if ts.responded && ts.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, current)) {
+        let current = g.sections[ts.section].clone();
+        if ts.responded
+            && ts.overlay.is_empty()
+            && ts.base.as_ref().is_some_and(|b| Arc::ptr_eq(b, &current))
+        {
             return Ok(());
         }
-        let mut resources = Vec::new();
+        let mut sending = Vec::new();
+        let mut removed = Vec::new();
         let mut bytes = 0;
-        for (name, res) in current.iter() {
-            if !ts.wants(name) || ts.sent.get(name) == Some(&res.version) {
+        for name in ts.candidates(&current, g.deltas[ts.section].as_deref()) {
+            if !ts.wants(name) {
                 continue;
             }
-            bytes += res.body.len();
-            ts.sent.insert(name.clone(), res.version.clone());
-            resources.push(Resource {
-                name: name.clone(),
-                version: res.version.clone(),
-                body: res.body.clone(),
-            });
+            let held = ts.held(name);
+            match current.get_key_value(name) {
+                Some((name, res)) if held != Some(res.version.as_str()) => {
+                    bytes += res.body.len();
+                    sending.push((name, res));
+                }
+                None if held.is_some() => removed.push(name.to_string()),
+                _ => {}
+            }
         }
-        let mut removed: Vec<String> = ts
-            .sent
-            .keys()
-            .filter(|n| !current.contains_key(*n))
-            .cloned()
-            .collect();
-        removed.sort();
-        for n in &removed {
-            ts.sent.remove(n);
-        }
-        ts.last = Some(current.clone());
-        if ts.responded && resources.is_empty() && removed.is_empty() {
+        ts.base = Some(current.clone());
+        ts.overlay.clear();
+        if ts.responded && sending.is_empty() && removed.is_empty() {
             return Ok(());
         }
         ts.responded = true;
         let index = ts.section;
+        // Before the response is built: waiting ones then hold nothing.
+        let budget = hold_budget(&unacked, bytes, holding).await;
         let section = &SECTIONS[index];
-        self.nonces += 1;
-        let nonce = format!("{}-{}", self.conn, self.nonces);
-        let count = resources.len();
-        let response = DeltaDiscoveryResponse {
-            system_version_info: g.version.clone(),
-            type_url: type_url.to_string(),
-            resources,
-            removed_resources: removed,
-            nonce: nonce.clone(),
-            control_plane: self.control_plane.clone(),
-        };
         let labels = TypeLabels {
             r#type: section.label,
         };
-        self.metrics.pushes.get_or_create(&labels).inc();
-        self.metrics
-            .push_bytes
-            .get_or_create(&labels)
-            .inc_by(bytes as u64);
         self.metrics
             .config_size
             .get_or_create(&labels)
             .observe(bytes as f64);
         let total = current.len();
-        self.table.update(self.conn, section.short, |t| {
-            t.type_url = type_url.to_string();
-            t.sent_nonce = nonce.clone();
-            t.sent_version = g.version.clone();
-            t.resources = total;
-        });
-        if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
+        let chunks = chunked(&sending);
+        let last = chunks.len() - 1;
+        let mut budget = budget;
+        let mut removed = Some(removed);
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let resources: Vec<Resource> = chunk
+                .iter()
+                .map(|(name, res)| Resource {
+                    name: (*name).clone(),
+                    version: res.version.clone(),
+                    body: res.body.clone(),
+                })
+                .collect();
+            let chunk_bytes: usize = resources.iter().map(|r| r.body.len()).sum();
+            self.nonces += 1;
+            let nonce = format!("{}-{}", self.conn, self.nonces);
+            let count = resources.len();
+            let response = DeltaDiscoveryResponse {
+                system_version_info: g.version.clone(),
+                type_url: type_url.to_string(),
+                resources,
+                removed_resources: if i == last {
+                    removed.take().unwrap_or_default()
+                } else {
+                    Vec::new()
+                },
+                nonce: nonce.clone(),
+                control_plane: self.control_plane.clone(),
+            };
+            self.metrics.pushes.get_or_create(&labels).inc();
+            self.metrics
+                .push_bytes
+                .get_or_create(&labels)
+                .inc_by(chunk_bytes as u64);
+            self.table.update(self.conn, section.short, |t| {
+                t.type_url = type_url.to_string();
+                t.sent_nonce = nonce.clone();
+                t.sent_version = g.version.clone();
+                t.resources = total;
+            });
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.pop_front();
+            }
+            self.pending.push_back(Pending {
+                seq: self.nonces,
+                nonce,
+                section: index,
+                version: g.version.clone(),
+                triggered: g.triggered,
+                _budget: if i == last { budget.take() } else { None },
+            });
+            debug!(
+                conn = self.conn,
+                r#type = section.short,
+                resources = count,
+                bytes = chunk_bytes,
+                part = i + 1,
+                parts = last + 1,
+                "sent"
+            );
+            self.tx.send(Ok(response)).await.map_err(|_| Closed)?;
         }
-        self.pending.push_back(Pending {
-            seq: self.nonces,
-            nonce,
-            section: index,
-            version: g.version.clone(),
-            triggered: g.triggered,
-        });
-        debug!(
-            conn = self.conn,
-            r#type = section.short,
-            resources = count,
-            bytes,
-            "sent"
-        );
-        self.tx.send(Ok(response)).await.map_err(|_| Closed)?;
         self.metrics
             .push_time
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
+}
+
+/// Body bytes per response, beyond which a type's changes go out as several responses (each
+/// with its own nonce, applied as it arrives, as Envoy applies a delta). gRPC libraries keep
+/// a stream's encode buffer at the size of the largest message it carried: a whole sidecar
+/// config of ten thousand services in one message would stay allocated per connected proxy.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// `sending` cut into runs of at most [`MAX_RESPONSE_BYTES`] (a larger resource goes alone);
+/// always at least one run, so an empty first response still goes out.
+fn chunked<'a, T>(
+    sending: &'a [(T, &'a crate::resources::Res)],
+) -> Vec<&'a [(T, &'a crate::resources::Res)]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, res)) in sending.iter().enumerate() {
+        if i > start && bytes + res.body.len() > MAX_RESPONSE_BYTES {
+            out.push(&sending[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += res.body.len();
+    }
+    out.push(&sending[start..]);
+    out
+}
+
+/// A large response's share of the unacknowledged-bytes budget, held until the returned sender
+/// is dropped or [`UNACKED_HOLD`] passes. A stream that holds no share waits for one; a stream
+/// that already holds one takes what is free without waiting, since its own answers, which would
+/// free its share, are not read while it waits: streams holding the budget must never wait on
+/// each other.
+async fn hold_budget(
+    unacked: &Arc<Semaphore>,
+    bytes: usize,
+    holding: bool,
+) -> Option<oneshot::Sender<()>> {
+    if bytes < UNACKED_MIN_BYTES {
+        return None;
+    }
+    let kib = u32::try_from((bytes / 1024).min(UNACKED_BUDGET_KIB)).unwrap_or(u32::MAX);
+    let permit = if holding {
+        unacked.clone().try_acquire_many_owned(kib).ok()?
+    } else {
+        unacked.clone().acquire_many_owned(kib).await.ok()?
+    };
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(UNACKED_HOLD, rx).await;
+        drop(permit);
+    });
+    Some(tx)
 }
 
 async fn stopped(rx: &mut watch::Receiver<bool>) {
@@ -569,5 +726,36 @@ struct Closed;
 impl std::fmt::Display for Closed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("the proxy's stream is closed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Res;
+
+    #[test]
+    fn large_changes_are_cut_into_responses_of_bounded_size() {
+        let res = |n: usize| Res {
+            version: String::new(),
+            body: bytes::Bytes::from(vec![b'x'; n]),
+        };
+        let (small, big) = (res(40 * 1024), res(200 * 1024));
+        let sending = [(1, &small), (2, &small), (3, &big), (4, &small)];
+        let sizes: Vec<Vec<i32>> = chunked(&sending)
+            .iter()
+            .map(|c| c.iter().map(|(n, _)| *n).collect())
+            .collect();
+        assert_eq!(sizes, [vec![1], vec![2], vec![3], vec![4]]);
+        let tiny = res(10);
+        let many: Vec<(usize, &Res)> = (0..20_000).map(|i| (i, &tiny)).collect();
+        let chunks = chunked(&many);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 20_000);
+        assert!(chunks.iter().all(|c| c.len() * 10 <= MAX_RESPONSE_BYTES));
+        assert_eq!(
+            chunked::<u8>(&[]).len(),
+            1,
+            "an empty first response still goes out"
+        );
     }
 }

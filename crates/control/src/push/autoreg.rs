@@ -49,6 +49,12 @@ impl AutoRegistry {
         self.changes.subscribe()
     }
 
+    /// Goes up with every change: read it before [`Self::resources`], so a change in between
+    /// shows as a new version next time.
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
     /// The entries now, as resources to compile with.
     pub fn resources(&self) -> Vec<Resource> {
         self.lock()

@@ -8,18 +8,23 @@
 //! - Each stream asks for its resources at the current epoch. Proxies of the same shape (every
 //!   compile input equal: role, namespace, labels, service account, workload group, port offset)
 //!   share one compile per epoch; compiles run on the blocking pool, a few at a time.
+//! - The registry is built once per epoch, off the runtime, and shared by every shape's compile.
+//! - [`change`]: when an epoch only moves endpoints, a shape that was compiled at the epoch
+//!   before patches the clusters of the moved hosts into that result instead of compiling.
 //! - A shape's sections that did not change keep the previous epoch's `Arc`, so streams skip
-//!   them without comparing resources; the rest is diffed per resource version by the stream.
+//!   them without comparing resources; a changed section carries its delta from the previous
+//!   one, computed once per shape, so streams send it without comparing every resource.
 //! - [`autoreg`]: WorkloadEntries for proxies that join a WorkloadGroup.
 
 pub mod autoreg;
+pub mod change;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use model::{ProxyIdentity, Registry};
+use model::{ClusterName, ProxyIdentity, SharedRegistry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as Metrics;
@@ -32,6 +37,7 @@ use xds::Generated;
 
 use crate::store::{ConfigSnapshot, StoreHandle};
 use autoreg::AutoRegistry;
+use change::Change;
 
 /// Istio's PILOT_DEBOUNCE_AFTER.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -62,7 +68,13 @@ type Cell = Arc<OnceCell<Result<Arc<Generated>, String>>>;
 struct Epoch {
     number: u64,
     config: Arc<ConfigSnapshot>,
-    resources: Arc<Vec<api::Resource>>,
+    /// The auto-registered WorkloadEntries, compiled with the config's resources, and the
+    /// auto-registry's version they were read at.
+    registered: Vec<api::Resource>,
+    registered_version: u64,
+    registry: Arc<SharedRegistry>,
+    /// Since epoch `number - 1`.
+    change: Change,
     triggered: Instant,
     /// One compile per shape at this epoch.
     cache: Mutex<HashMap<String, Cell>>,
@@ -72,6 +84,7 @@ struct Epoch {
 struct PushMetrics {
     compile_seconds: Histogram,
     triggers: Counter,
+    patches: Counter,
 }
 
 /// The control plane's [`xds::Provider`].
@@ -81,8 +94,9 @@ pub struct Pusher {
     options: PushOptions,
     current: ArcSwap<Epoch>,
     pushes: watch::Sender<u64>,
-    /// The last result per shape, so unchanged sections are shared with it.
-    previous: Mutex<HashMap<String, Arc<Generated>>>,
+    /// The last result per shape with its epoch, so unchanged sections are shared with it and
+    /// an endpoint-only epoch right after it can patch it.
+    previous: Mutex<HashMap<String, (u64, Arc<Generated>)>>,
     compiles: Semaphore,
     metrics: PushMetrics,
 }
@@ -90,7 +104,8 @@ pub struct Pusher {
 impl Pusher {
     pub fn new(store: StoreHandle, options: PushOptions) -> Arc<Pusher> {
         let autoreg = AutoRegistry::new(options.workload_entry_grace);
-        let first = epoch(1, store.load(), &autoreg, Instant::now());
+        let registered = (autoreg.version(), autoreg.resources());
+        let first = epoch(1, store.load(), registered, Instant::now(), None);
         Arc::new(Pusher {
             store,
             autoreg,
@@ -102,6 +117,7 @@ impl Pusher {
             metrics: PushMetrics {
                 compile_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
                 triggers: Counter::default(),
+                patches: Counter::default(),
             },
         })
     }
@@ -117,6 +133,16 @@ impl Pusher {
             "Pushes published after debouncing config changes",
             self.metrics.triggers.clone(),
         );
+        r.register(
+            "bowline_endpoint_patches",
+            "Proxy shape configs patched for an endpoint-only change instead of compiled",
+            self.metrics.patches.clone(),
+        );
+    }
+
+    /// Shape configs built by patching an endpoint-only change so far.
+    pub fn endpoint_patches(&self) -> u64 {
+        self.metrics.patches.get()
     }
 
     /// Follows the store and the auto-registrations, publishing debounced epochs, until the
@@ -147,12 +173,21 @@ impl Pusher {
                     () = tokio::time::sleep_until(deadline.into()) => break,
                 }
             }
-            let number = self.current.load().number + 1;
-            let next = epoch(number, self.store.load(), &self.autoreg, first);
+            let before = self.current.load_full();
+            let number = before.number + 1;
+            let registered = (self.autoreg.version(), self.autoreg.resources());
+            let config = self.store.load();
+            // Building the registry is CPU work proportional to the mesh: off the runtime.
+            let next = tokio::task::spawn_blocking(move || {
+                epoch(number, config, registered, first, Some(&before))
+            })
+            .await;
+            let Ok(next) = next else { return };
             info!(
                 epoch = number,
                 config_version = next.config.version,
                 events,
+                endpoints_only = matches!(next.change, Change::Endpoints { .. }),
                 debounced_ms = first.elapsed().as_millis() as u64,
                 "pushing config"
             );
@@ -165,9 +200,7 @@ impl Pusher {
     /// The registry as the current epoch sees it, for `/debug/registryz`.
     pub fn registryz(&self) -> Value {
         let epoch = self.current.load_full();
-        let refs: Vec<&api::Resource> = epoch.resources.iter().collect();
-        let mut warnings = Vec::new();
-        let registry = Registry::build(&refs, epoch.config.mesh.trust_domain(), &mut warnings);
+        let SharedRegistry { registry, warnings } = &*epoch.registry;
         let services: Vec<Value> = registry
             .services
             .iter()
@@ -234,8 +267,16 @@ impl Pusher {
         identity.version = epoch.number.to_string();
         let job = tokio::task::spawn_blocking(move || {
             let e = job_epoch;
-            let compiled = model::compile(&e.resources, &e.config.mesh, &identity)
-                .map_err(|err| err.to_string())?;
+            if let Some((number, prev)) = &previous {
+                if *number + 1 == e.number {
+                    if let Some(patched) = patch(&e, prev, &identity) {
+                        return patched.map(|g| (g, true));
+                    }
+                }
+            }
+            let compiled =
+                model::compile_with(&e.resources(), &e.registry, &e.config.mesh, &identity)
+                    .map_err(|err| err.to_string())?;
             for w in &compiled.warnings {
                 debug!(epoch = e.number, "{w}");
             }
@@ -243,27 +284,77 @@ impl Pusher {
                 &compiled.snapshot,
                 e.number.to_string(),
                 e.triggered,
-                previous.as_deref(),
+                previous.as_ref().map(|(_, g)| &**g),
             )
+            .map(|g| (g, false))
             .map_err(|err| err.to_string())
         });
-        let generated = match job.await {
-            Ok(Ok(g)) => Arc::new(g),
+        let (generated, patched) = match job.await {
+            Ok(Ok((g, patched))) => (Arc::new(g), patched),
             Ok(Err(e)) => {
                 warn!(epoch = epoch.number, error = %e, "compile failed");
                 return Err(e);
             }
             Err(e) => return Err(format!("the compile job stopped: {e}")),
         };
-        self.metrics
-            .compile_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        debug!(
+            epoch = epoch.number,
+            patched, seconds, "compiled a proxy shape"
+        );
+        self.metrics.compile_seconds.observe(seconds);
+        if patched {
+            self.metrics.patches.inc();
+        }
         self.previous
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(shape.key, generated.clone());
+            .insert(shape.key, (epoch.number, generated.clone()));
         Ok(generated)
     }
+}
+
+/// The endpoint-only path: `previous` (this shape at the epoch before) with the clusters of the
+/// moved hosts rebuilt. `None` when the epoch is not endpoint-only or the proxy needs a full
+/// compile anyway.
+fn patch(
+    e: &Epoch,
+    previous: &Generated,
+    identity: &ProxyIdentity,
+) -> Option<Result<Generated, String>> {
+    let Change::Endpoints { hosts, before } = &e.change else {
+        return None;
+    };
+    let cds = xds::resources::section(xds::resources::CLUSTER)?.0;
+    // Cluster names end with their host (`outbound|port|subset|host`).
+    let names: Vec<String> = previous.sections[cds]
+        .keys()
+        .filter(|n| n.rsplit_once('|').is_some_and(|(_, h)| hosts.contains(h)))
+        .cloned()
+        .collect();
+    let parsed: Vec<ClusterName> = names.iter().filter_map(|n| n.parse().ok()).collect();
+    if parsed.len() != names.len() {
+        return None;
+    }
+    let rebuilt = model::recompile_clusters(
+        &e.resources(),
+        &e.registry,
+        &before.registry,
+        &e.config.mesh,
+        identity,
+        &parsed,
+    )?;
+    Some(
+        Generated::patch_clusters(
+            previous,
+            &names,
+            rebuilt.clusters,
+            rebuilt.mesh_tls,
+            e.number.to_string(),
+            e.triggered,
+        )
+        .map_err(|err| err.to_string()),
+    )
 }
 
 impl xds::Provider for Pusher {
@@ -284,25 +375,74 @@ impl xds::Provider for Pusher {
     }
 }
 
+/// The epoch after `before` (none for the first): the config, the registry built once for all
+/// shapes, and what changed.
 fn epoch(
     number: u64,
     config: Arc<ConfigSnapshot>,
-    autoreg: &AutoRegistry,
+    (registered_version, registered): (u64, Vec<api::Resource>),
     triggered: Instant,
+    before: Option<&Epoch>,
 ) -> Epoch {
-    let mut resources: Vec<api::Resource> = config
-        .resources
-        .values()
-        .flat_map(|by_name| by_name.values())
-        .map(|entry| entry.resource.clone())
-        .collect();
-    resources.extend(autoreg.resources());
+    let started = Instant::now();
+    let patched = before
+        .and_then(|b| change::patched_registry(b.registry_inputs(), &config, registered_version));
+    let incremental = patched.is_some();
+    let (registry, moved) = match patched {
+        Some((registry, moved)) => (registry, Some(moved)),
+        None => (
+            model::build_registry(&all_resources(&config, &registered), &config.mesh),
+            None,
+        ),
+    };
+    let change = match before {
+        Some(b) => change::classify(&b.config, &b.registry, &config, &registry, moved),
+        None => Change::Full,
+    };
+    debug!(
+        epoch = number,
+        incremental,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "registry built"
+    );
     Epoch {
         number,
         config,
-        resources: Arc::new(resources),
+        registered,
+        registered_version,
+        registry: Arc::new(registry),
+        change,
         triggered,
         cache: Mutex::default(),
+    }
+}
+
+/// Every resource a compile reads, borrowed: copying ten thousand resources per push would cost
+/// more than the endpoint-only push itself.
+fn all_resources<'a>(
+    config: &'a ConfigSnapshot,
+    registered: &'a [api::Resource],
+) -> Vec<&'a api::Resource> {
+    config
+        .resources
+        .values()
+        .flat_map(|by_name| by_name.values())
+        .map(|entry| &entry.resource)
+        .chain(registered)
+        .collect()
+}
+
+impl Epoch {
+    fn resources(&self) -> Vec<&api::Resource> {
+        all_resources(&self.config, &self.registered)
+    }
+
+    fn registry_inputs(&self) -> change::RegistryInputs<'_> {
+        change::RegistryInputs {
+            config: &self.config,
+            registered_version: self.registered_version,
+            registry: &self.registry,
+        }
     }
 }
 

@@ -211,7 +211,11 @@ pub(crate) fn build(
 
     let mut warnings: Vec<Problem> = Vec::new();
     let (mesh, mesh_source) = mesh(prev, set.mesh.as_ref(), &mut rejected, &mut warnings);
-    let mut entries: Vec<&Arc<Entry>> = accepted.values().collect();
+    // Only entries with warnings: finding an entry's line is not free, and there are few.
+    let mut entries: Vec<&Arc<Entry>> = accepted
+        .values()
+        .filter(|e| !e.warnings.is_empty())
+        .collect();
     entries.sort_by(|a, b| (a.file(), a.line()).cmp(&(b.file(), b.line())));
     warnings.extend(entries.iter().flat_map(|e| e.warnings.iter().cloned()));
 

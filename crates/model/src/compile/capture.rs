@@ -149,7 +149,7 @@ pub(super) fn outbound(cx: &mut Cx<'_>, listeners: Vec<Listener>) -> (Listener, 
 
 /// The ports this workload serves, with their protocol: the target ports of every service
 /// whose endpoints are this workload (its pod IP, or its labels in its namespace).
-fn workload_ports(cx: &Cx<'_>) -> BTreeMap<u16, Protocol> {
+pub(super) fn workload_ports(cx: &Cx<'_>) -> BTreeMap<u16, Protocol> {
     let proxy = cx.proxy;
     let mut out: BTreeMap<u16, Protocol> = BTreeMap::new();
     for s in &cx.registry.services {

@@ -21,6 +21,7 @@
 
 mod capture;
 mod delegate;
+mod endpoints;
 mod gateway;
 mod l4;
 mod peerauth;
@@ -34,6 +35,7 @@ pub use capture::{
     BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND,
     VIRTUAL_OUTBOUND,
 };
+pub use endpoints::{recompile_clusters, Recompiled};
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,6 +176,31 @@ pub enum CompileError {
     Inconsistent(#[from] BuildError),
 }
 
+/// The service registry of one set of resources with the warnings building it gave: built once
+/// and shared by every compile against those resources (the control plane compiles many proxy
+/// shapes per config version, and the registry does not depend on the proxy).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SharedRegistry {
+    pub registry: Registry,
+    pub warnings: Vec<Warning>,
+}
+
+/// Builds the registry [`compile_with`] takes.
+pub fn build_registry(resources: &[&Resource], mesh: &MeshConfig) -> SharedRegistry {
+    let mut warnings = Vec::new();
+    let registry = Registry::build(&sorted(resources), mesh.trust_domain(), &mut warnings);
+    SharedRegistry { registry, warnings }
+}
+
+/// Resources in kind/namespace/name order: what makes the output deterministic.
+fn sorted<'a>(resources: &[&'a Resource]) -> Vec<&'a Resource> {
+    let mut sorted: Vec<&Resource> = resources.to_vec();
+    sorted.sort_by(|a, b| {
+        (a.kind.name(), a.namespace(), a.name()).cmp(&(b.kind.name(), b.namespace(), b.name()))
+    });
+    sorted
+}
+
 /// Compiles `resources` for `proxy`. Invalid resources should have been filtered out by the
 /// caller (api's validation); what remains unsupported becomes warnings.
 pub fn compile(
@@ -181,24 +208,24 @@ pub fn compile(
     mesh: &MeshConfig,
     proxy: &ProxyIdentity,
 ) -> Result<Compiled, CompileError> {
-    let mut sorted: Vec<&Resource> = resources.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.kind.name(), a.namespace(), a.name()).cmp(&(b.kind.name(), b.namespace(), b.name()))
-    });
-    let mut warnings = Vec::new();
-    let registry = Registry::build(&sorted, mesh.trust_domain(), &mut warnings);
-    let mut cx = Cx {
-        resources: sorted,
-        registry,
-        proxy,
+    let refs: Vec<&Resource> = resources.iter().collect();
+    compile_with(&refs, &build_registry(&refs, mesh), mesh, proxy)
+}
+
+/// [`compile`] with the registry of `resources` already built ([`build_registry`]).
+pub fn compile_with(
+    resources: &[&Resource],
+    registry: &SharedRegistry,
+    mesh: &MeshConfig,
+    proxy: &ProxyIdentity,
+) -> Result<Compiled, CompileError> {
+    let mut cx = Cx::new(
+        resources,
+        &registry.registry,
+        registry.warnings.clone(),
         mesh,
-        warnings,
-        clusters: BTreeSet::new(),
-        mesh_tls: Vec::new(),
-        need_passthrough: false,
-        rule_index: OnceCell::new(),
-        visible_virtual_services: OnceCell::new(),
-    };
+        proxy,
+    );
     let mut extra_clusters = Vec::new();
     let (mut listeners, mut route_tables) = match proxy.role {
         Role::Gateway => gateway::build(&mut cx)?,
@@ -218,7 +245,7 @@ pub fn compile(
     let mut mesh_tls = std::mem::take(&mut cx.mesh_tls);
     mesh_tls.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     let dns = match proxy.role {
-        Role::Sidecar => crate::dns::name_table(&cx.registry, &proxy.namespace),
+        Role::Sidecar => crate::dns::name_table(cx.registry, &proxy.namespace),
         Role::Gateway => Vec::new(),
     };
     listeners.sort_by(|a, b| a.name.cmp(&b.name));
@@ -241,7 +268,7 @@ pub fn compile(
 /// State shared by the role-specific builders.
 struct Cx<'a> {
     resources: Vec<&'a Resource>,
-    registry: Registry,
+    registry: &'a Registry,
     proxy: &'a ProxyIdentity,
     mesh: &'a MeshConfig,
     warnings: Vec<Warning>,
@@ -258,6 +285,27 @@ struct Cx<'a> {
 }
 
 impl<'a> Cx<'a> {
+    fn new(
+        resources: &[&'a Resource],
+        registry: &'a Registry,
+        warnings: Vec<Warning>,
+        mesh: &'a MeshConfig,
+        proxy: &'a ProxyIdentity,
+    ) -> Self {
+        Cx {
+            resources: sorted(resources),
+            registry,
+            proxy,
+            mesh,
+            warnings,
+            clusters: BTreeSet::new(),
+            mesh_tls: Vec::new(),
+            need_passthrough: false,
+            rule_index: OnceCell::new(),
+            visible_virtual_services: OnceCell::new(),
+        }
+    }
+
     fn warn(&mut self, r: &Resource, message: impl Into<String>) {
         self.warnings.push(Warning::new(r, message));
     }

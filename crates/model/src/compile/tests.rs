@@ -365,3 +365,120 @@ fn a_port_offset_outside_the_port_range_is_an_error() {
         "{err}"
     );
 }
+
+/// What a full compile of `yaml` gives for the clusters of `hosts`, next to what the
+/// endpoint-only recompile from the compile of `before` gives.
+fn full_and_recompiled(
+    before: &str,
+    after: &str,
+    proxy: &ProxyIdentity,
+) -> Option<(Recompiled, Recompiled)> {
+    let mesh = MeshConfig::istio_default();
+    let was = resources(&format!("{WORKLOADS}\n---\n{before}"));
+    let now = resources(&format!("{WORKLOADS}\n---\n{after}"));
+    let was: Vec<&Resource> = was.iter().collect();
+    let now: Vec<&Resource> = now.iter().collect();
+    let was_registry = build_registry(&was, &mesh);
+    let now_registry = build_registry(&now, &mesh);
+    let hosts = now_registry
+        .registry
+        .endpoint_changes(&was_registry.registry)?;
+    assert!(!hosts.is_empty(), "the change moves endpoints");
+    let old = compile_with(&was, &was_registry, &mesh, proxy)
+        .unwrap()
+        .snapshot;
+    let names: Vec<ClusterName> = old
+        .clusters
+        .iter()
+        .filter_map(|c| c.name.parse::<ClusterName>().ok())
+        .filter(|n| hosts.contains(&n.host))
+        .collect();
+    assert!(names.len() >= 3, "web, web v1 and web v2: {names:?}");
+    let patched = recompile_clusters(
+        &now,
+        &now_registry,
+        &was_registry.registry,
+        &mesh,
+        proxy,
+        &names,
+    )?;
+    let full = compile_with(&now, &now_registry, &mesh, proxy)
+        .unwrap()
+        .snapshot;
+    let wanted: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let expected = Recompiled {
+        clusters: full
+            .clusters
+            .into_iter()
+            .filter(|c| wanted.contains(&c.name))
+            .collect(),
+        mesh_tls: full
+            .mesh_tls
+            .into_iter()
+            .filter(|m| wanted.contains(&m.cluster))
+            .collect(),
+    };
+    Some((patched, expected))
+}
+
+const WEB_ROUTES: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: shop}
+spec:
+  hosts: [web]
+  http:
+  - route:
+    - {destination: {host: web, subset: v1}, weight: 50}
+    - {destination: {host: web, subset: v2}, weight: 50}
+  - route:
+    - destination: {host: web}
+"#;
+
+#[test]
+fn an_endpoint_only_recompile_equals_the_full_compile() {
+    let moved = format!(
+        "{WEB_ROUTES}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: web-3, namespace: shop, labels: {{app: web, version: v2, security.istio.io/tlsMode: istio}}, annotations: {{bowline.io/address: 127.0.0.14}}}}\nspec: {{serviceAccountName: web}}\n"
+    );
+    let mut sidecar = ProxyIdentity::new(Role::Sidecar, "shop");
+    sidecar.locality = "r1/z1".into();
+    let (patched, full) = full_and_recompiled(WEB_ROUTES, &moved, &sidecar).expect("endpoint-only");
+    assert_eq!(patched, full);
+    // The new sidecar endpoint brings auto mTLS to two of the clusters, with its identity.
+    assert_eq!(full.mesh_tls.len(), 2, "{:?}", full.mesh_tls);
+    let sans = &full.mesh_tls[0].subject_alt_names;
+    assert!(sans.iter().any(|s| s.ends_with("/sa/web")), "{sans:?}");
+}
+
+#[test]
+fn anything_but_endpoints_changing_needs_the_full_compile() {
+    let mesh = MeshConfig::istio_default();
+    let refs = |rs: &[Resource]| build_registry(&rs.iter().collect::<Vec<_>>(), &mesh);
+    let was = refs(&resources(WORKLOADS));
+    let more = format!("{WORKLOADS}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: cache, namespace: shop}}\nspec:\n  ports: [{{port: 6379}}]\n");
+    let now = refs(&resources(&more));
+    assert_eq!(now.registry.endpoint_changes(&was.registry), None);
+    let port = WORKLOADS.replace("tcp-pg, port: 5432", "tcp-pg, port: 5433");
+    let now = refs(&resources(&port));
+    assert_eq!(now.registry.endpoint_changes(&was.registry), None);
+    assert_eq!(
+        was.registry.endpoint_changes(&was.registry),
+        Some(Default::default())
+    );
+}
+
+#[test]
+fn a_capture_sidecar_whose_own_ports_move_needs_the_full_compile() {
+    // The sidecar of web-3 learns it serves web's port from web-3's endpoint appearing.
+    let moved = format!(
+        "{WEB_ROUTES}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: web-3, namespace: shop, labels: {{app: web, version: v3}}, annotations: {{bowline.io/address: 127.0.0.14}}}}\nspec: {{}}\n"
+    );
+    let mut own = ProxyIdentity::new(Role::Sidecar, "shop");
+    own.capture = true;
+    own.pod_ip = Some("127.0.0.14".parse().unwrap());
+    assert!(full_and_recompiled(WEB_ROUTES, &moved, &own).is_none());
+    // Another capture sidecar is patched, and the patch is right.
+    own.pod_ip = Some("127.0.0.99".parse().unwrap());
+    let (patched, full) = full_and_recompiled(WEB_ROUTES, &moved, &own).expect("endpoint-only");
+    assert_eq!(patched, full);
+}
