@@ -187,7 +187,14 @@ pub(crate) fn build(
         .map(|r| r.file.as_str())
         .collect();
     let mut kept = BTreeSet::new();
-    for e in prev.resources.values().flat_map(|m| m.values()) {
+    // Nothing to keep without rejections: skip looking up every previous resource.
+    let keeps = !rejected_keys.is_empty() || !unidentified_files.is_empty();
+    for e in prev
+        .resources
+        .values()
+        .flat_map(|m| m.values())
+        .filter(|_| keeps)
+    {
         if accepted.contains_key(&e.key) {
             continue;
         }
