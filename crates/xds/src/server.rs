@@ -4,9 +4,10 @@
 //! whose node names the proxy; the node's namespace and service account must be the ones the
 //! token proves. Each type's first request subscribes (wildcard unless it names resources) and
 //! may carry the versions the proxy already holds, so a reconnecting proxy gets only what
-//! changed. On every push signal the stream asks the [`Provider`] for its resources, compares
-//! each resource's version with what it last sent, and sends per type (in [`SECTIONS`] order)
-//! only the changed and removed ones, with a fresh nonce.
+//! changed. On every push signal the stream asks the [`Provider`] for its resources, finds what
+//! differs from what the proxy holds (the shape's delta when the proxy holds the section it
+//! starts from, else by comparing versions), and sends per type (in [`SECTIONS`] order) only the
+//! changed and removed ones, in responses of bounded size, each with a fresh nonce.
 //!
 //! ACK and NACK come back as requests carrying the nonce; a NACK's error detail is recorded in
 //! the [`SyncTable`] and counted, and nothing is resent until the config changes: a rejected
