@@ -331,13 +331,13 @@ impl Client {
             candidate[i].remove(name);
         }
         let version = resp.system_version_info;
+        self.held.answered[i] = true;
         if candidate == self.held.accepted {
             // Nothing new (a resync after reconnecting): the serving config is current.
             self.held.working = candidate;
             self.held.version = version;
             return answer;
         }
-        self.held.answered[i] = true;
         if let Some(why) = self.waiting(&candidate) {
             debug!(r#type = s.short, %why, "holding until the rest of the push arrives");
             self.held.working = candidate;
