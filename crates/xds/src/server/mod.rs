@@ -30,8 +30,12 @@ use tracing::{debug, info, warn};
 use crate::metrics::{TypeLabels, XdsMetrics};
 use crate::pb::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use crate::pb::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Node, Resource};
-use crate::resources::{section, Delta, Generated, TypeResources, SECTIONS};
+use crate::resources::{section, Generated, SECTIONS};
 use crate::status::{unix_now, ProxySync, SyncTable};
+
+mod held;
+
+use held::{next_chunk, Diff, TypeState};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -249,69 +253,6 @@ impl<P: Provider> AggregatedDiscoveryService for Discovery<P> {
         let shutdown = self.shutdown.clone();
         tokio::spawn(stream.run(first, inbound, pushes, shutdown));
         Ok(Response::new(ReceiverStream::new(rx)))
-    }
-}
-
-/// One type's subscription and what the proxy holds of it.
-///
-/// What a proxy holds is kept as the section last sent (shared with every stream of its shape)
-/// plus the few names where it differs, never as a per-stream copy of every name and version:
-/// a thousand sidecars that each see ten thousand services would otherwise hold gigabytes.
-struct TypeState {
-    section: usize,
-    wildcard: bool,
-    names: BTreeSet<String>,
-    /// The proxy holds this section's version of every name it wants...
-    base: Option<Arc<TypeResources>>,
-    /// ...except these: the version it holds, `None` for nothing (the versions a reconnecting
-    /// proxy says it has, names subscribed since the last response).
-    overlay: HashMap<String, Option<String>>,
-    /// Whether anything was sent yet: the first response goes out even when empty, so the
-    /// proxy knows it is in sync.
-    responded: bool,
-}
-
-impl TypeState {
-    fn wants(&self, name: &str) -> bool {
-        self.wildcard || self.names.contains(name)
-    }
-
-    /// The version of `name` the proxy holds.
-    fn held(&self, name: &str) -> Option<&str> {
-        if !self.wants(name) {
-            return None;
-        }
-        match self.overlay.get(name) {
-            Some(held) => held.as_deref(),
-            None => self
-                .base
-                .as_ref()
-                .and_then(|b| b.get(name))
-                .map(|r| r.version.as_str()),
-        }
-    }
-
-    /// The names that may differ between what the proxy holds and `current`: the shape's
-    /// delta when the proxy holds the section it starts from, else every name.
-    fn candidates<'a>(
-        &'a self,
-        current: &'a TypeResources,
-        delta: Option<&'a Delta>,
-    ) -> BTreeSet<&'a str> {
-        let mut out: BTreeSet<&str> = self.overlay.keys().map(String::as_str).collect();
-        match (&self.base, delta) {
-            (Some(base), Some(d)) if Arc::ptr_eq(base, &d.from) => {
-                out.extend(d.changed.iter().chain(&d.removed).map(String::as_str));
-            }
-            (Some(base), _) if std::ptr::eq(&**base, current) => {}
-            (base, _) => {
-                out.extend(current.keys().map(String::as_str));
-                if let Some(base) = base {
-                    out.extend(base.keys().map(String::as_str));
-                }
-            }
-        }
-        out
     }
 }
 
@@ -546,76 +487,89 @@ impl<P: Provider> Stream<P> {
     }
 
     async fn send_type(&mut self, g: &Generated, type_url: &'static str) -> Result<(), Closed> {
-        let started = Instant::now();
-        let unacked = self.unacked.clone();
-        let holding = self.pending.iter().any(|p| p._budget.is_some());
-        let Some(ts) = self.types.get_mut(type_url) else {
+        // Out of the map while it is sent, so the stream's other fields stay free to use.
+        let Some(mut ts) = self.types.remove(type_url) else {
             return Ok(());
         };
-        let current = g.sections[ts.section].clone();
-        if ts.responded
-            && ts.overlay.is_empty()
-            && ts.base.as_ref().is_some_and(|b| Arc::ptr_eq(b, &current))
-        {
-            return Ok(());
-        }
-        let mut sending = Vec::new();
-        let mut removed = Vec::new();
-        let mut bytes = 0;
-        for name in ts.candidates(&current, g.deltas[ts.section].as_deref()) {
-            if !ts.wants(name) {
-                continue;
-            }
-            let held = ts.held(name);
-            match current.get_key_value(name) {
-                Some((name, res)) if held != Some(res.version.as_str()) => {
-                    bytes += res.body.len();
-                    sending.push((name, res));
-                }
-                None if held.is_some() => removed.push(name.to_string()),
-                _ => {}
-            }
-        }
-        ts.base = Some(current.clone());
-        ts.overlay.clear();
-        if ts.responded && sending.is_empty() && removed.is_empty() {
-            return Ok(());
-        }
-        ts.responded = true;
+        let sent = self.send_diff(&mut ts, g).await;
+        self.types.insert(type_url, ts);
+        sent
+    }
+
+    async fn send_diff(&mut self, ts: &mut TypeState, g: &Generated) -> Result<(), Closed> {
+        let started = Instant::now();
         let index = ts.section;
-        // Before the response is built: waiting ones then hold nothing.
-        let budget = hold_budget(&unacked, bytes, holding).await;
+        let current = g.sections[index].clone();
+        if ts.holds(&current) {
+            return Ok(());
+        }
+        let diff = ts.diff(&current, g.deltas[index].as_deref());
+        let (count, bytes) = diff
+            .sends()
+            .fold((0, 0), |(n, b), (_, r)| (n + 1, b + r.body.len()));
+        let removed = diff.removed();
+        if !(ts.responded && count == 0 && removed.is_empty()) {
+            // Before the response is built: waiting ones then hold nothing.
+            let holding = self.pending.iter().any(|p| p._budget.is_some());
+            let budget = hold_budget(&self.unacked, bytes, holding).await;
+            self.send_parts(&diff, removed, budget, g, index, current.len())
+                .await?;
+            let section = &SECTIONS[index];
+            let labels = TypeLabels {
+                r#type: section.label,
+            };
+            self.metrics
+                .config_size
+                .get_or_create(&labels)
+                .observe(bytes as f64);
+            self.metrics
+                .push_time
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+        }
+        drop(diff);
+        ts.base = Some(current);
+        ts.overlay.clear();
+        ts.responded = true;
+        Ok(())
+    }
+
+    /// `diff` as responses of bounded size; the removed names and the budget's share go with the
+    /// last, and there is always at least one.
+    async fn send_parts(
+        &mut self,
+        diff: &Diff<'_>,
+        removed: Vec<String>,
+        mut budget: Option<oneshot::Sender<()>>,
+        g: &Generated,
+        index: usize,
+        total: usize,
+    ) -> Result<(), Closed> {
         let section = &SECTIONS[index];
         let labels = TypeLabels {
             r#type: section.label,
         };
-        self.metrics
-            .config_size
-            .get_or_create(&labels)
-            .observe(bytes as f64);
-        let total = current.len();
-        let chunks = chunked(&sending);
-        let last = chunks.len() - 1;
-        let mut budget = budget;
+        let mut sends = diff.sends().peekable();
         let mut removed = Some(removed);
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let resources: Vec<Resource> = chunk
-                .iter()
+        for part in 1.. {
+            let resources: Vec<Resource> = next_chunk(&mut sends)
+                .into_iter()
                 .map(|(name, res)| Resource {
-                    name: (*name).clone(),
+                    name: name.clone(),
                     version: res.version.clone(),
                     body: res.body.clone(),
                 })
                 .collect();
+            let last = sends.peek().is_none();
             let chunk_bytes: usize = resources.iter().map(|r| r.body.len()).sum();
             self.nonces += 1;
             let nonce = format!("{}-{}", self.conn, self.nonces);
             let count = resources.len();
             let response = DeltaDiscoveryResponse {
                 system_version_info: g.version.clone(),
-                type_url: type_url.to_string(),
+                type_url: section.type_url.to_string(),
                 resources,
-                removed_resources: if i == last {
+                removed_resources: if last {
                     removed.take().unwrap_or_default()
                 } else {
                     Vec::new()
@@ -629,7 +583,7 @@ impl<P: Provider> Stream<P> {
                 .get_or_create(&labels)
                 .inc_by(chunk_bytes as u64);
             self.table.update(self.conn, section.short, |t| {
-                t.type_url = type_url.to_string();
+                t.type_url = section.type_url.to_string();
                 t.sent_nonce = nonce.clone();
                 t.sent_version = g.version.clone();
                 t.resources = total;
@@ -643,50 +597,24 @@ impl<P: Provider> Stream<P> {
                 section: index,
                 version: g.version.clone(),
                 triggered: g.triggered,
-                _budget: if i == last { budget.take() } else { None },
+                _budget: if last { budget.take() } else { None },
             });
             debug!(
                 conn = self.conn,
                 r#type = section.short,
                 resources = count,
                 bytes = chunk_bytes,
-                part = i + 1,
-                parts = last + 1,
+                part,
+                last,
                 "sent"
             );
             self.tx.send(Ok(response)).await.map_err(|_| Closed)?;
+            if last {
+                break;
+            }
         }
-        self.metrics
-            .push_time
-            .get_or_create(&labels)
-            .observe(started.elapsed().as_secs_f64());
         Ok(())
     }
-}
-
-/// Body bytes per response, beyond which a type's changes go out as several responses (each
-/// with its own nonce, applied as it arrives, as Envoy applies a delta). gRPC libraries keep
-/// a stream's encode buffer at the size of the largest message it carried: a whole sidecar
-/// config of ten thousand services in one message would stay allocated per connected proxy.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// `sending` cut into runs of at most [`MAX_RESPONSE_BYTES`] (a larger resource goes alone);
-/// always at least one run, so an empty first response still goes out.
-fn chunked<'a, T>(
-    sending: &'a [(T, &'a crate::resources::Res)],
-) -> Vec<&'a [(T, &'a crate::resources::Res)]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (_, res)) in sending.iter().enumerate() {
-        if i > start && bytes + res.body.len() > MAX_RESPONSE_BYTES {
-            out.push(&sending[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += res.body.len();
-    }
-    out.push(&sending[start..]);
-    out
 }
 
 /// A large response's share of the unacknowledged-bytes budget, held until the returned sender
@@ -727,36 +655,5 @@ struct Closed;
 impl std::fmt::Display for Closed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("the proxy's stream is closed")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::Res;
-
-    #[test]
-    fn large_changes_are_cut_into_responses_of_bounded_size() {
-        let res = |n: usize| Res {
-            version: String::new(),
-            body: bytes::Bytes::from(vec![b'x'; n]),
-        };
-        let (small, big) = (res(40 * 1024), res(200 * 1024));
-        let sending = [(1, &small), (2, &small), (3, &big), (4, &small)];
-        let sizes: Vec<Vec<i32>> = chunked(&sending)
-            .iter()
-            .map(|c| c.iter().map(|(n, _)| *n).collect())
-            .collect();
-        assert_eq!(sizes, [vec![1], vec![2], vec![3], vec![4]]);
-        let tiny = res(10);
-        let many: Vec<(usize, &Res)> = (0..20_000).map(|i| (i, &tiny)).collect();
-        let chunks = chunked(&many);
-        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 20_000);
-        assert!(chunks.iter().all(|c| c.len() * 10 <= MAX_RESPONSE_BYTES));
-        assert_eq!(
-            chunked::<u8>(&[]).len(),
-            1,
-            "an empty first response still goes out"
-        );
     }
 }
