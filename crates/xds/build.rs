@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
         .bytes(".bowline.discovery.v1.Resource.body")
+        .codec_path("crate::codec::XdsCodec")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -55,6 +55,18 @@ impl Positions {
         Positions { lines, first }
     }
 
+    /// Only the document's own line: what is left to know once the document is validated.
+    pub fn root_only(&self) -> Positions {
+        Positions {
+            lines: self
+                .lines
+                .get("")
+                .map(|l| HashMap::from([(String::new(), *l)]))
+                .unwrap_or_default(),
+            first: self.first,
+        }
+    }
+
     /// Line of `path`, or of its nearest ancestor that has one (missing fields point at their parent).
     pub fn line_of(&self, path: &str) -> usize {
         let mut p = path;

@@ -3,6 +3,15 @@
 
 mod cmd;
 
+/// mimalloc rather than glibc's malloc. Measured with the control-plane benchmark (1000 proxies,
+/// 10 000 services): a third less CPU and about 15% lower endpoint-change latency, because
+/// compiling and pushing config allocates heavily from both runtime and blocking threads, where
+/// glibc's per-thread arenas also leave freed memory fragmented and resident. mimalloc builds
+/// with only a C compiler, which the Rust toolchain needs anyway.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -9,13 +9,15 @@
 //! - [`client`]: the proxy's discovery client (reconnects with backoff, keeps the last config,
 //!   ACKs/NACKs through the proxy's [`client::Applier`]) and the certificate call.
 //! - [`status`], [`metrics`]: per-proxy sync state (`/debug/syncz`) and istiod's push metrics.
-//! - [`serve`]: both services on one TLS listener.
+//! - [`serve`]: both services on one TLS listener; [`codec`]: prost's codec with encode buffers
+//!   sized for the server's bounded responses.
 //!
 //! Messages are generated at build time from `proto/` by tonic's generator, with protox as the
 //! protobuf compiler, so no system `protoc` is needed.
 
 pub mod certs;
 pub mod client;
+pub mod codec;
 pub mod metrics;
 pub mod resources;
 pub mod server;

@@ -90,7 +90,7 @@ impl Expect {
         match self {
             Expect::Serves(key, file, value) => snap
                 .get(key)
-                .is_some_and(|e| Path::new(e.file()) == file && e.value == *value),
+                .is_some_and(|e| Path::new(e.file()) == file && e.value() == *value),
             Expect::Gone(key, file) => snap.get(key).is_none_or(|e| Path::new(e.file()) != file),
         }
     }
@@ -208,7 +208,7 @@ pub(super) async fn get(state: &Arc<ControlPlane>, query: &str) -> Response<Body
                     || namespace.as_ref().is_none_or(|ns| *ns == e.key.namespace)
             })
             .map(|e| {
-                let mut object = e.value.clone();
+                let mut object = e.value();
                 if !e.key.namespace.is_empty() {
                     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.insert("namespace".into(), Value::String(e.key.namespace.clone()));

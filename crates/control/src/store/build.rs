@@ -94,7 +94,8 @@ fn decode_file(t: &SourceText) -> (usize, Vec<DocOutcome>) {
             }
             Ok(doc) => {
                 let key = ResourceKey::of_document(&doc.value);
-                let value = doc.value.clone();
+                // The text, not a copy of the tree: decoding consumes the tree.
+                let document = doc.value.to_string();
                 let line = doc.origin.line;
                 match api::decode(doc) {
                     Decoded::Other(_) => DocOutcome::Ignored,
@@ -120,12 +121,7 @@ fn decode_file(t: &SourceText) -> (usize, Vec<DocOutcome>) {
                             reasons.extend(warnings);
                             return DocOutcome::Rejected(rejection(first, Some(key), reasons));
                         }
-                        DocOutcome::Accepted(Arc::new(Entry {
-                            key,
-                            resource: *r,
-                            value,
-                            warnings,
-                        }))
+                        DocOutcome::Accepted(Arc::new(Entry::new(key, *r, document, warnings)))
                     }
                 }
             }

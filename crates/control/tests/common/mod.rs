@@ -94,7 +94,7 @@ pub fn key(kind: api::Kind, ns: &str, name: &str) -> ResourceKey {
 /// The subset the VirtualService's first route points at.
 pub fn subset_of(snap: &ConfigSnapshot, ns: &str, name: &str) -> Option<String> {
     let e = snap.get(&key(api::Kind::VirtualService, ns, name))?;
-    e.value
+    e.value()
         .pointer("/spec/http/0/route/0/destination/subset")
         .and_then(|v| v.as_str())
         .map(String::from)

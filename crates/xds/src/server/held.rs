@@ -128,24 +128,31 @@ impl<'a> Diff<'a> {
     }
 }
 
-/// Body bytes per response, beyond which a type's changes go out as several responses (each
-/// with its own nonce, applied as it arrives, as Envoy applies a delta). gRPC libraries keep
-/// a stream's encode buffer at the size of the largest message it carried: a whole sidecar
-/// config of ten thousand services in one message would stay allocated per connected proxy.
-pub(super) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// Encoded resource bytes per response, beyond which a type's changes go out as several
+/// responses (each with its own nonce, applied as it arrives, as Envoy applies a delta). A
+/// stream's encode buffer stays at the size of the largest message it carried (see
+/// [`crate::codec`]); the rest of a response (nonce, versions, type) fits in the margin.
+pub(super) const MAX_RESPONSE_BYTES: usize = crate::codec::MAX_MESSAGE_BYTES - 1024;
 
-/// The next run of `items` of at most [`MAX_RESPONSE_BYTES`] of bodies (a larger resource goes
+/// What one resource adds to an encoded response: its body, name and version, and protobuf's
+/// field tags and lengths.
+fn encoded_len<T: AsRef<str>>(name: &T, res: &Res) -> usize {
+    res.body.len() + name.as_ref().len() + res.version.len() + 16
+}
+
+/// The next run of `items` of at most [`MAX_RESPONSE_BYTES`] encoded (a larger resource goes
 /// alone); empty only when `items` is.
-pub(super) fn next_chunk<'a, T>(
+pub(super) fn next_chunk<'a, T: AsRef<str>>(
     items: &mut std::iter::Peekable<impl Iterator<Item = (T, &'a Res)>>,
 ) -> Vec<(T, &'a Res)> {
     let mut out = Vec::new();
     let mut bytes = 0;
-    while let Some((_, res)) = items.peek() {
-        if !out.is_empty() && bytes + res.body.len() > MAX_RESPONSE_BYTES {
+    while let Some((name, res)) = items.peek() {
+        let len = encoded_len(name, res);
+        if !out.is_empty() && bytes + len > MAX_RESPONSE_BYTES {
             break;
         }
-        bytes += res.body.len();
+        bytes += len;
         out.extend(items.next());
     }
     out
@@ -162,7 +169,7 @@ mod tests {
         }
     }
 
-    fn chunks<T: Copy>(items: &[(T, &Res)]) -> Vec<Vec<T>> {
+    fn chunks<T: Copy + AsRef<str>>(items: &[(T, &Res)]) -> Vec<Vec<T>> {
         let mut it = items.iter().copied().peekable();
         let mut out = Vec::new();
         loop {
@@ -176,15 +183,37 @@ mod tests {
 
     #[test]
     fn large_changes_are_cut_into_responses_of_bounded_size() {
-        let (small, big) = (res("", 40 * 1024), res("", 200 * 1024));
-        let sending = [(1, &small), (2, &small), (3, &big), (4, &small)];
-        assert_eq!(chunks(&sending), [vec![1], vec![2], vec![3], vec![4]]);
-        let tiny = res("", 10);
-        let many: Vec<(usize, &Res)> = (0..20_000).map(|i| (i, &tiny)).collect();
+        let (small, big) = (res("", 20 * 1024), res("", 200 * 1024));
+        let sending = [("a", &small), ("b", &small), ("c", &big), ("d", &small)];
+        assert_eq!(chunks(&sending), [["a"], ["b"], ["c"], ["d"]]);
+        let tiny = res("v1", 10);
+        let names: Vec<String> = (0..20_000).map(|i| format!("cluster-{i}")).collect();
+        let many: Vec<(&str, &Res)> = names.iter().map(|n| (n.as_str(), &tiny)).collect();
         let cut = chunks(&many);
         assert_eq!(cut.iter().map(Vec::len).sum::<usize>(), 20_000);
-        assert!(cut.iter().all(|c| c.len() * 10 <= MAX_RESPONSE_BYTES));
-        assert!(chunks::<u8>(&[]).is_empty());
+        assert!(cut.len() > 1);
+        // Each response, encoded as sent, fits the codec's buffer.
+        for (i, c) in cut.iter().enumerate() {
+            let response = crate::pb::DeltaDiscoveryResponse {
+                system_version_info: "123".into(),
+                type_url: crate::resources::CLUSTER.into(),
+                resources: c
+                    .iter()
+                    .map(|n| crate::pb::Resource {
+                        name: n.to_string(),
+                        version: tiny.version.clone(),
+                        body: tiny.body.clone(),
+                    })
+                    .collect(),
+                removed_resources: Vec::new(),
+                nonce: "12-345".into(),
+                control_plane: "control-host-1".into(),
+            };
+            let len = prost::Message::encoded_len(&response);
+            assert!(len <= crate::codec::MAX_MESSAGE_BYTES, "{len}");
+            assert!(i + 1 == cut.len() || len > MAX_RESPONSE_BYTES / 2, "{len}");
+        }
+        assert!(chunks::<&str>(&[]).is_empty());
     }
 
     fn section(items: &[(&str, &str)]) -> Arc<TypeResources> {

@@ -244,6 +244,8 @@ impl<P: Provider> AggregatedDiscoveryService for Discovery<P> {
             permits: self.permits.clone(),
             unacked: self.unacked.clone(),
             tx,
+            inbound,
+            deferred: VecDeque::new(),
             types: HashMap::new(),
             pending: VecDeque::new(),
             nonces: 0,
@@ -251,7 +253,7 @@ impl<P: Provider> AggregatedDiscoveryService for Discovery<P> {
         self.metrics.connected.inc();
         let pushes = self.provider.pushes();
         let shutdown = self.shutdown.clone();
-        tokio::spawn(stream.run(first, inbound, pushes, shutdown));
+        tokio::spawn(stream.run(first, pushes, shutdown));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
@@ -278,6 +280,11 @@ struct Stream<P> {
     permits: Arc<Semaphore>,
     unacked: Arc<Semaphore>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    /// The proxy's requests. Read while responses wait to go out as well (see
+    /// [`Stream::deliver`]), not only between pushes.
+    inbound: Streaming<DeltaDiscoveryRequest>,
+    /// Requests read during a push that change subscriptions: handled after it.
+    deferred: VecDeque<DeltaDiscoveryRequest>,
     types: HashMap<&'static str, TypeState>,
     pending: VecDeque<Pending>,
     nonces: u64,
@@ -290,22 +297,21 @@ impl<P: Provider> Stream<P> {
     async fn run(
         mut self,
         first: DeltaDiscoveryRequest,
-        mut inbound: Streaming<DeltaDiscoveryRequest>,
         mut pushes: watch::Receiver<u64>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         pushes.mark_unchanged();
-        let mut next = Some(first);
-        loop {
-            if let Some(req) = next.take() {
+        self.deferred.push_back(first);
+        'stream: loop {
+            while let Some(req) = self.deferred.pop_front() {
                 if let Err(e) = self.on_request(req).await {
                     debug!(conn = self.conn, error = %e, "stream closed while answering");
-                    break;
+                    break 'stream;
                 }
             }
             tokio::select! {
-                msg = inbound.message() => match msg {
-                    Ok(Some(req)) => next = Some(req),
+                msg = self.inbound.message() => match msg {
+                    Ok(Some(req)) => self.deferred.push_back(req),
                     Ok(None) => break,
                     Err(e) => {
                         debug!(conn = self.conn, error = %e, "stream error");
@@ -419,6 +425,40 @@ impl<P: Provider> Stream<P> {
         Ok(())
     }
 
+    /// Queue `response` for the proxy, reading its requests while the queue is full. A proxy
+    /// answers every response as it applies it, so during a large push its answers keep coming:
+    /// left unread they would pile up in HTTP/2's receive buffers, each small frame holding on
+    /// to a whole read buffer (about 100 KB per proxy in a full push), and the budget shares
+    /// they release would stay taken until the push ends.
+    async fn deliver(&mut self, response: DeltaDiscoveryResponse) -> Result<(), Closed> {
+        loop {
+            let req = tokio::select! {
+                permit = self.tx.reserve() => {
+                    permit.map_err(|_| Closed)?.send(Ok(response));
+                    return Ok(());
+                }
+                msg = self.inbound.message() => match msg {
+                    Ok(Some(req)) => req,
+                    Ok(None) | Err(_) => return Err(Closed),
+                },
+            };
+            self.answered_early(req);
+        }
+    }
+
+    /// An answer read during a push is taken now; anything that changes a subscription waits
+    /// for the push to end, in order. Answers may overtake subscription changes: they only
+    /// settle responses already sent, which no subscription change touches.
+    fn answered_early(&mut self, req: DeltaDiscoveryRequest) {
+        let only_answer = !req.response_nonce.is_empty()
+            && req.resource_names_subscribe.is_empty()
+            && req.resource_names_unsubscribe.is_empty();
+        match section(&req.type_url) {
+            Some((index, _)) if only_answer => self.on_answer(&req, index),
+            _ => self.deferred.push_back(req),
+        }
+    }
+
     fn on_answer(&mut self, req: &DeltaDiscoveryRequest, index: usize) {
         let short = SECTIONS[index].short;
         let Some(pos) = self
@@ -433,6 +473,10 @@ impl<P: Provider> Stream<P> {
         // Answers come in order: older nonces of the same type were superseded.
         self.pending
             .retain(|o| !(o.section == p.section && o.seq < p.seq));
+        if self.pending.is_empty() {
+            // A full push leaves room for hundreds of entries that an idle stream never needs.
+            self.pending.shrink_to(8);
+        }
         match &req.error_detail {
             Some(err) => {
                 warn!(conn = self.conn, node = %self.proxy.id, r#type = short, version = %p.version,
@@ -608,7 +652,7 @@ impl<P: Provider> Stream<P> {
                 last,
                 "sent"
             );
-            self.tx.send(Ok(response)).await.map_err(|_| Closed)?;
+            self.deliver(response).await?;
             if last {
                 break;
             }
