@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use api::analyze::hosts::{to_fqdn, EXPORT_ALL, EXPORT_LOCAL, SERVICE_DOMAIN};
 use api::protocol::Protocol;
@@ -34,7 +35,9 @@ pub const REGISTRY_KINDS: [Kind; 5] = [
 /// Every service, sorted by hostname then namespace.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Registry {
-    pub services: Vec<Service>,
+    /// Shared, so that the registry of the next epoch, when only endpoints moved, copies ten
+    /// thousand pointers rather than ten thousand services.
+    pub services: Vec<Arc<Service>>,
 }
 
 /// One hostname in one namespace (a ServiceEntry with several hosts gives several services).
@@ -148,7 +151,9 @@ impl Registry {
         }
         services.sort_by(|a, b| (&a.hostname, &a.namespace).cmp(&(&b.hostname, &b.namespace)));
         vips::assign(&mut services);
-        Registry { services }
+        Registry {
+            services: services.into_iter().map(Arc::new).collect(),
+        }
     }
 
     /// The service `host` names for a proxy in `namespace`: visible ones only, the one in the
@@ -156,6 +161,11 @@ impl Registry {
     /// `services` is sorted by hostname ([`Self::build`]), so this is a binary search: the
     /// compile looks up every cluster's host and must stay linear in the service count.
     pub fn lookup(&self, namespace: &str, host: &str) -> Option<&Service> {
+        self.lookup_shared(namespace, host).map(|s| &**s)
+    }
+
+    /// [`Self::lookup`], as the registry holds the service.
+    pub fn lookup_shared(&self, namespace: &str, host: &str) -> Option<&Arc<Service>> {
         let candidates = self
             .same_host(host)
             .iter()
@@ -167,7 +177,7 @@ impl Registry {
     }
 
     /// The services named `host`, in every namespace, in registry order.
-    fn same_host(&self, host: &str) -> &[Service] {
+    fn same_host(&self, host: &str) -> &[Arc<Service>] {
         let start = self
             .services
             .partition_point(|s| s.hostname.as_str() < host);
@@ -245,7 +255,7 @@ impl Registry {
                 }
                 if old.endpoints != s.endpoints {
                     hosts.insert(s.hostname.clone());
-                    old.endpoints = s.endpoints;
+                    Arc::make_mut(old).endpoints = s.endpoints.clone();
                 }
             }
         }
@@ -254,12 +264,20 @@ impl Registry {
 
     /// Services a proxy in `namespace` sees, sorted and without hostname duplicates.
     pub fn visible(&self, namespace: &str) -> Vec<&Service> {
-        let mut out: Vec<&Service> = Vec::new();
+        self.visible_shared(namespace)
+            .into_iter()
+            .map(|s| &**s)
+            .collect()
+    }
+
+    /// [`Self::visible`], as the registry holds the services.
+    pub fn visible_shared(&self, namespace: &str) -> Vec<&Arc<Service>> {
+        let mut out: Vec<&Arc<Service>> = Vec::new();
         for s in &self.services {
             // Sorted by hostname: a duplicate can only follow the service already taken.
             let taken = out.last().is_some_and(|o| o.hostname == s.hostname);
             if s.visible_from(namespace) && !taken {
-                if let Some(chosen) = self.lookup(namespace, &s.hostname) {
+                if let Some(chosen) = self.lookup_shared(namespace, &s.hostname) {
                     out.push(chosen);
                 }
             }

@@ -11,6 +11,8 @@
 //! Per-port egress listeners and `bind` addresses are not compiled yet: every egress
 //! listener's hosts widen the one set of visible services.
 
+use std::sync::Arc;
+
 use api::types::mesh::OutboundTrafficPolicyMode;
 use api::types::{OutboundMode, Sidecar};
 use api::{Resource, Spec};
@@ -101,10 +103,11 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 /// The services a sidecar's outbound config covers: the visible ones, narrowed by its Sidecar.
-pub(super) fn visible_services(cx: &Cx<'_>, ns: &str) -> Vec<Service> {
+/// Shared with the registry: the compile needs them while it changes its context.
+pub(super) fn visible_services(cx: &Cx<'_>, ns: &str) -> Vec<Arc<Service>> {
     let scope = Scope::of(cx);
     cx.registry
-        .visible(ns)
+        .visible_shared(ns)
         .into_iter()
         .filter(|s| scope.as_ref().is_none_or(|sc| sc.sees(s, ns)))
         .cloned()

@@ -22,7 +22,7 @@ use crate::snapshot::{Listener, ListenerKind, SniRoute};
 
 pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>), CompileError> {
     let ns = cx.proxy.namespace.clone();
-    let services: Vec<Service> = super::scope::visible_services(cx, &ns);
+    let services = super::scope::visible_services(cx, &ns);
     let mut http_ports: BTreeMap<u16, Vec<&Service>> = BTreeMap::new();
     let mut tcp: Vec<(&Service, u16)> = Vec::new();
     let mut sniffed: Vec<(&Service, u16)> = Vec::new();
@@ -30,6 +30,7 @@ pub(super) fn build(cx: &mut Cx<'_>) -> Result<(Vec<Listener>, Vec<RouteTable>),
     // to the first such service (a wildcard-address listener can carry one TCP destination).
     let mut sniffed_first: BTreeMap<u16, &Service> = BTreeMap::new();
     for s in &services {
+        let s: &Service = s;
         if s.hostname.starts_with('*') {
             // Wildcard ServiceEntries are matched by SNI or Host only; no listener of their own.
             continue;
