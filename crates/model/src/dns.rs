@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use api::analyze::hosts::SERVICE_DOMAIN;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::Registry;
+use crate::registry::{Registry, Service};
 
 /// One name and the addresses it resolves to. Names are lowercase, without the trailing dot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,11 +24,22 @@ pub struct DnsName {
     pub addresses: Vec<IpAddr>,
 }
 
-/// The table for a proxy in `namespace`, sorted by name (see [`lookup`]).
+/// The table for a proxy in `namespace` that sees every service exported to it, sorted by name
+/// (see [`lookup`]).
 pub fn name_table(registry: &Registry, namespace: &str) -> Vec<DnsName> {
+    name_table_of(registry.visible(namespace), namespace)
+}
+
+/// The table of `services` (as [`Registry::visible`] orders them: the proxy's own namespace
+/// first) for a proxy in `namespace`. A Sidecar's egress hosts narrow the services, and so the
+/// names, as Istio builds its name table from the proxy's Sidecar scope.
+pub fn name_table_of<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    namespace: &str,
+) -> Vec<DnsName> {
     let mut table: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
     // Services from the proxy's own namespace come first from `visible`, so they win a name.
-    for s in registry.visible(namespace) {
+    for s in services {
         if s.hostname.starts_with('*') {
             continue;
         }

@@ -245,7 +245,12 @@ pub fn compile_with(
     let mut mesh_tls = std::mem::take(&mut cx.mesh_tls);
     mesh_tls.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     let dns = match proxy.role {
-        Role::Sidecar => crate::dns::name_table(cx.registry, &proxy.namespace),
+        Role::Sidecar => crate::dns::name_table_of(
+            scope::visible_services(&cx, &proxy.namespace)
+                .iter()
+                .map(|s| &**s),
+            &proxy.namespace,
+        ),
         Role::Gateway => Vec::new(),
     };
     listeners.sort_by(|a, b| a.name.cmp(&b.name));

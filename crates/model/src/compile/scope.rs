@@ -189,6 +189,30 @@ spec:
     }
 
     #[test]
+    fn a_sidecar_narrows_the_dns_name_table_too() {
+        let names = |extra: &str| {
+            let rs = resources(&format!("{MESH}\n---\n{extra}"));
+            let p = ProxyIdentity::new(Role::Sidecar, "shop");
+            let c = compile(&rs, &MeshConfig::istio_default(), &p).unwrap();
+            c.snapshot
+                .dns
+                .iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let all = names("");
+        assert!(all.contains(&"api.other".to_string()), "{all:?}");
+        assert!(all.contains(&"web".to_string()), "{all:?}");
+        let own = names("apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: shop}\nspec:\n  egress:\n  - hosts: [\"./*\"]\n");
+        assert!(own.contains(&"web".to_string()), "{own:?}");
+        assert!(
+            own.iter()
+                .all(|n| !n.contains("other") && !n.contains("istio-system")),
+            "{own:?}"
+        );
+    }
+
+    #[test]
     fn a_sidecar_narrows_what_the_proxy_sees() {
         let all = hosts("", &[]);
         assert_eq!(all.len(), 3, "{all:?}");
