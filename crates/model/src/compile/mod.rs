@@ -263,7 +263,7 @@ pub fn compile_with(
         dns,
         mesh_tls,
     };
-    Runtime::build(snapshot.clone())?;
+    Runtime::check(&snapshot)?;
     let mut warnings = cx.warnings;
     warnings.sort();
     warnings.dedup();

@@ -402,24 +402,7 @@ impl Runtime {
     pub fn build(mut snapshot: ProxySnapshot) -> Result<Runtime, BuildError> {
         // Serializing a snapshot of plain data cannot fail; an empty dump would be the symptom.
         let source_json = serde_json::to_vec(&snapshot).unwrap_or_default();
-        let mut cluster_index = HashMap::new();
-        for (i, c) in snapshot.clusters.iter().enumerate() {
-            let at = format!("clusters[{i}]");
-            if cluster_index.insert(c.name.clone(), i).is_some() {
-                return Err(BuildError::DuplicateName {
-                    at,
-                    name: c.name.clone(),
-                });
-            }
-            if c.name.contains('|') {
-                c.name
-                    .parse::<crate::ClusterName>()
-                    .map_err(|e| BuildError::Invalid {
-                        at: format!("{at}.name"),
-                        reason: format!("`{}`: {e}", c.name),
-                    })?;
-            }
-        }
+        let cluster_index = index_clusters(&snapshot)?;
         let clusters = snapshot
             .clusters
             .iter()
@@ -429,47 +412,10 @@ impl Runtime {
         // Each part of the snapshot is freed once compiled, so the next part's compiled form
         // reuses its memory: a sidecar's snapshot is large and peak memory is what it keeps.
         drop(std::mem::take(&mut snapshot.clusters));
-
-        let mut table_index = HashMap::new();
         let mut tables = Vec::with_capacity(snapshot.route_tables.len());
-        for (i, t) in snapshot.route_tables.iter().enumerate() {
-            let at = format!("route_tables[{i}]");
-            if table_index.insert(t.name.clone(), i).is_some() {
-                return Err(BuildError::DuplicateName {
-                    at,
-                    name: t.name.clone(),
-                });
-            }
-            tables.push(build_table(t, &cluster_index, &at)?);
-        }
+        let table_index = build_tables(&snapshot, &cluster_index, |t| tables.push(t))?;
         drop(std::mem::take(&mut snapshot.route_tables));
-
-        let mut names = HashMap::new();
-        let mut listeners = Vec::with_capacity(snapshot.listeners.len());
-        for (i, l) in snapshot.listeners.iter().enumerate() {
-            let at = format!("listeners[{i}]");
-            if names.insert(l.name.clone(), i).is_some() {
-                return Err(BuildError::DuplicateName {
-                    at,
-                    name: l.name.clone(),
-                });
-            }
-            let addr = SocketAddr::new(l.address, l.port);
-            if l.port != 0 && listeners.iter().any(|o: &RuntimeListener| o.addr == addr) {
-                return Err(BuildError::Invalid {
-                    at,
-                    reason: format!("address {addr} is used by another listener"),
-                });
-            }
-            let kind = build_kind(&l.kind, &at, &table_index, &cluster_index, true)?;
-            listeners.push(RuntimeListener {
-                name: l.name.clone(),
-                addr,
-                kind,
-                tls: l.tls.clone(),
-            });
-        }
-
+        let (listeners, names) = build_listeners(&snapshot, &table_index, &cluster_index)?;
         Ok(Runtime {
             version: snapshot.version,
             source_json,
@@ -481,6 +427,18 @@ impl Runtime {
             cluster_index,
             listener_index: names,
         })
+    }
+
+    /// Whether [`Runtime::build`] accepts `snapshot`, found without a copy of the snapshot or
+    /// of its compiled form: each route table is compiled and dropped. The control plane
+    /// checks every compile this way; a ten-thousand-service sidecar's compiled form and JSON
+    /// dump are tens of megabytes that only a proxy needs to keep.
+    pub fn check(snapshot: &ProxySnapshot) -> Result<(), BuildError> {
+        let cluster_index = index_clusters(snapshot)?;
+        mesh_tls(snapshot, &cluster_index)?;
+        let table_index = build_tables(snapshot, &cluster_index, drop)?;
+        build_listeners(snapshot, &table_index, &cluster_index)?;
+        Ok(())
     }
 
     /// The snapshot this runtime was built from, as JSON.
@@ -527,6 +485,83 @@ impl Runtime {
                 })
         })
     }
+}
+
+/// Cluster names to their position; each name unique and, when it is a service's, well formed.
+fn index_clusters(snapshot: &ProxySnapshot) -> Result<HashMap<String, usize>, BuildError> {
+    let mut cluster_index = HashMap::new();
+    for (i, c) in snapshot.clusters.iter().enumerate() {
+        let at = format!("clusters[{i}]");
+        if cluster_index.insert(c.name.clone(), i).is_some() {
+            return Err(BuildError::DuplicateName {
+                at,
+                name: c.name.clone(),
+            });
+        }
+        if c.name.contains('|') {
+            c.name
+                .parse::<crate::ClusterName>()
+                .map_err(|e| BuildError::Invalid {
+                    at: format!("{at}.name"),
+                    reason: format!("`{}`: {e}", c.name),
+                })?;
+        }
+    }
+    Ok(cluster_index)
+}
+
+/// Compiles every route table, handing each to `each`; returns table names to positions.
+fn build_tables(
+    snapshot: &ProxySnapshot,
+    cluster_index: &HashMap<String, usize>,
+    mut each: impl FnMut(RuntimeTable),
+) -> Result<HashMap<String, usize>, BuildError> {
+    let mut table_index = HashMap::new();
+    for (i, t) in snapshot.route_tables.iter().enumerate() {
+        let at = format!("route_tables[{i}]");
+        if table_index.insert(t.name.clone(), i).is_some() {
+            return Err(BuildError::DuplicateName {
+                at,
+                name: t.name.clone(),
+            });
+        }
+        each(build_table(t, cluster_index, &at)?);
+    }
+    Ok(table_index)
+}
+
+/// The listeners, each name and address unique, and listener names to positions.
+fn build_listeners(
+    snapshot: &ProxySnapshot,
+    table_index: &HashMap<String, usize>,
+    cluster_index: &HashMap<String, usize>,
+) -> Result<(Vec<RuntimeListener>, HashMap<String, usize>), BuildError> {
+    let mut names = HashMap::new();
+    let mut listeners = Vec::with_capacity(snapshot.listeners.len());
+    for (i, l) in snapshot.listeners.iter().enumerate() {
+        let at = format!("listeners[{i}]");
+        if names.insert(l.name.clone(), i).is_some() {
+            return Err(BuildError::DuplicateName {
+                at,
+                name: l.name.clone(),
+            });
+        }
+        let addr = SocketAddr::new(l.address, l.port);
+        if l.port != 0 && listeners.iter().any(|o: &RuntimeListener| o.addr == addr) {
+            return Err(BuildError::Invalid {
+                at,
+                reason: format!("address {addr} is used by another listener"),
+            });
+        }
+        let kind = build_kind(&l.kind, &at, table_index, cluster_index, true)?;
+        listeners.push(RuntimeListener {
+            name: l.name.clone(),
+            addr,
+            kind,
+            tls: l.tls.clone(),
+        });
+    }
+    Ok((listeners, names))
 }
 
 fn build_table(

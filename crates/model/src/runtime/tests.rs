@@ -274,6 +274,23 @@ fn round_robin_schedule_interleaves_by_weight() {
 }
 
 #[test]
+fn check_refuses_exactly_what_build_refuses() {
+    let good = snapshot(vec![route("r", vec![], forward("a"))]);
+    let unknown = snapshot(vec![route("r", vec![], forward("nope"))]);
+    let mut dup = snapshot(vec![]);
+    dup.clusters.push(cluster("a", &[]));
+    let mut no_table = snapshot(vec![]);
+    no_table.listeners[0].kind = ListenerKind::Http {
+        route_table: "missing".into(),
+    };
+    for s in [good, unknown, dup, no_table] {
+        let checked = Runtime::check(&s).map_err(|e| e.to_string());
+        let built = Runtime::build(s).map(drop).map_err(|e| e.to_string());
+        assert_eq!(checked, built);
+    }
+}
+
+#[test]
 fn build_rejects_bad_references_with_paths() {
     let err = Runtime::build(snapshot(vec![route("r", vec![], forward("nope"))])).unwrap_err();
     assert_eq!(
